@@ -1,0 +1,395 @@
+"""Model checkpoints: one ``.safetensors`` file, weights plus JSON metadata in its header.
+
+safetensors stores raw tensors and a JSON header, nothing executable, so loading a model never
+runs code from the file (unlike ``torch.load`` on a pickle). geosr's metadata sits under the
+header key ``"geosr"`` as one JSON document described by :class:`ModelMeta`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from geosr.errors import CheckpointError, ModelError, ModelNotFoundError
+from geosr.models import PRESETS, GeneratorConfig, build_generator
+
+log = logging.getLogger(__name__)
+
+FORMAT = "geosr-model/1"
+METADATA_KEY = "geosr"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: Names users may pass instead of a path; ``default`` is the bundled SRGAN.
+ALIASES = {"default": "srgan"}
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How raster values become network inputs: ``x_norm = (x - offset) / scale`` per band.
+
+    ``mode="fixed"`` uses the stored per-band ``offset``/``scale`` (learned from the training
+    scenes). ``mode="scene"`` computes them for each input scene from its own robust
+    ``percentiles`` (p_low -> 0, p_high -> 1), which is what lets a band-shared model work on
+    any sensor; statistics are scene-wide, never per chunk, so tiles stay seamless.
+    """
+
+    mode: str = "scene"
+    offset: tuple[float, ...] | None = None
+    scale: tuple[float, ...] | None = None
+    percentiles: tuple[float, float] = (1.0, 99.0)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("fixed", "scene"):
+            raise ModelError(f"normalization mode must be 'fixed' or 'scene', got {self.mode!r}")
+        if self.mode == "fixed":
+            if self.offset is None or self.scale is None or len(self.offset) != len(self.scale):
+                raise ModelError(
+                    "fixed normalization needs per-band offset and scale of equal length"
+                )
+            if any(s == 0 for s in self.scale):
+                raise ModelError("normalization scale must not be zero")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Normalization:
+        values = dict(data)
+        for key in ("offset", "scale", "percentiles"):
+            if values.get(key) is not None:
+                values[key] = tuple(float(v) for v in values[key])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Everything needed to use a generator on rasters, stored beside its weights.
+
+    Attributes:
+        generator: the architecture config; rebuilding from it gives the exact module.
+        band_shared: the network has one input band and is applied to every band of a raster
+            in turn, so one model serves any band count.
+        band_names: names of the bands a multiband model expects, in order.
+        normalization: see :class:`Normalization`.
+        value_range: (low, high) of the raster values the model was trained on.
+        trained_on: free-form provenance (scenes, sensors, degradation, steps, hardware).
+        name, description: shown by ``geosr info``.
+    """
+
+    generator: GeneratorConfig
+    band_shared: bool = False
+    band_names: tuple[str, ...] | None = None
+    normalization: Normalization = field(default_factory=Normalization)
+    value_range: tuple[float, float] | None = None
+    trained_on: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    description: str | None = None
+
+    @property
+    def scale(self) -> int:
+        return self.generator.scale
+
+    @property
+    def bands(self) -> int | None:
+        """Bands a raster must have, or None when any count works (band-shared)."""
+        return None if self.band_shared else self.generator.bands
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["format"] = FORMAT
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelMeta:
+        values = dict(data)
+        fmt = values.pop("format", None)
+        if fmt != FORMAT:
+            raise CheckpointError(f"unknown checkpoint format {fmt!r}; this geosr reads {FORMAT}")
+        values["generator"] = GeneratorConfig.from_dict(values["generator"])
+        values["normalization"] = Normalization.from_dict(values.get("normalization") or {})
+        for key in ("band_names", "value_range"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def summary(self) -> str:
+        """Human-readable multi-line description, as ``geosr info`` prints it."""
+        g = self.generator
+        lines = [
+            f"name:          {self.name or '(unnamed)'}",
+            f"architecture:  {g.arch}, width {g.width}, {g.blocks} blocks, "
+            f"batch norm {'on' if g.batch_norm else 'off'}, skip {g.skip}",
+            f"scale:         x{g.scale}",
+            "bands:         any (band-shared network)"
+            if self.band_shared
+            else f"bands:         {g.bands}",
+        ]
+        if self.band_names:
+            lines.append(f"band names:    {', '.join(self.band_names)}")
+        n = self.normalization
+        if n.mode == "fixed":
+            pairs = ", ".join(f"{o:g}/{s:g}" for o, s in zip(n.offset or (), n.scale or ()))
+            lines.append(f"normalization: fixed offset/scale per band: {pairs}")
+        else:
+            lines.append(
+                f"normalization: per scene, percentiles {n.percentiles[0]:g}-{n.percentiles[1]:g}"
+            )
+        if self.value_range:
+            lines.append(f"value range:   {self.value_range[0]:g} to {self.value_range[1]:g}")
+        if self.description:
+            lines.append(f"description:   {self.description}")
+        for key, value in self.trained_on.items():
+            lines.append(f"trained on:    {key}: {value}")
+        return "\n".join(lines)
+
+
+def build_model(
+    bands: int | None = 4,
+    scale: int = 4,
+    arch: str = "srresnet",
+    preset: str | None = None,
+    **config: Any,
+) -> nn.Module:
+    """Build an untrained generator with default metadata attached as ``model.meta``.
+
+    Args:
+        bands: bands of the rasters it will see; ``None`` builds a band-shared model that
+            works on any band count.
+        scale: 2, 4 or 8.
+        arch: generator architecture (``"srresnet"``).
+        preset: ``"paper"`` (64 channels, 16 blocks, BN) or ``"compact"`` (32, 8, no BN).
+        **config: any :class:`~geosr.models.GeneratorConfig` field, overriding the preset.
+
+    Example:
+        >>> model = build_model(bands=4, scale=4, preset="compact")
+        >>> model.meta.bands, model.meta.scale
+        (4, 4)
+    """
+    options: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ModelError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        options.update(PRESETS[preset])
+    options.update(config)
+    band_shared = bands is None
+    generator_config = GeneratorConfig(
+        bands=1 if band_shared else int(bands), scale=scale, arch=arch, **options
+    )
+    model = build_generator(generator_config)
+    model.meta = ModelMeta(generator=generator_config, band_shared=band_shared)
+    return model
+
+
+def model_meta(model: nn.Module) -> ModelMeta:
+    """The metadata attached to a generator (built or loaded by geosr)."""
+    meta = getattr(model, "meta", None)
+    if not isinstance(meta, ModelMeta):
+        raise ModelError(
+            "this module carries no geosr metadata; build it with geosr.build_model or "
+            "load it with geosr.load_model"
+        )
+    return meta
+
+
+def save_model(model: nn.Module, path: str | os.PathLike[str], **meta_updates: Any) -> Path:
+    """Write a generator and its metadata to one ``.safetensors`` file, atomically.
+
+    Keyword arguments replace fields of ``model.meta`` in the file (e.g. ``normalization=``,
+    ``trained_on=``, ``name=``) without changing the model object.
+    """
+    meta = model_meta(model)
+    if meta_updates:
+        meta = replace(meta, **meta_updates)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return save_tensors(path, tensors, {METADATA_KEY: meta.to_dict()})
+
+
+def load_model(path_or_name: str | os.PathLike[str] = "default") -> nn.Module:
+    """Load a generator from a ``.safetensors`` file or a bundled model name.
+
+    Never unpickles: a ``torch.save`` file is refused with an explanation. The model comes
+    back in eval mode on the CPU with ``model.meta`` set.
+    """
+    path = resolve_model_path(path_or_name)
+    tensors, metadata = load_tensors(path)
+    if METADATA_KEY not in metadata:
+        raise CheckpointError(
+            f"{path} has no geosr metadata: it was not written by geosr.save_model; "
+            "build the model with geosr.build_model, load its weights, and save it with geosr.save_model"
+        )
+    try:
+        meta = ModelMeta.from_dict(metadata[METADATA_KEY])
+    except (TypeError, KeyError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} has invalid geosr metadata ({exc}); re-export the model"
+        ) from None
+    model = build_generator(meta.generator)
+    missing, unexpected = _compare_keys(model.state_dict(), tensors)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match the architecture in its metadata "
+            f"(missing {len(missing)}: {', '.join(missing[:3])}; unexpected {len(unexpected)}: "
+            f"{', '.join(unexpected[:3])}); re-export the model with geosr.save_model"
+        )
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(
+            f"{path}: weights do not match the architecture in its metadata ({first}); "
+            "re-export the model with geosr.save_model"
+        ) from None
+    model.meta = meta
+    model.eval()
+    return model
+
+
+def read_meta(path_or_name: str | os.PathLike[str]) -> ModelMeta:
+    """Read a checkpoint's metadata without building the model."""
+    path = resolve_model_path(path_or_name)
+    metadata = read_header(path)
+    if METADATA_KEY not in metadata:
+        raise CheckpointError(
+            f"{path} has no geosr metadata: it was not written by geosr.save_model"
+        )
+    return ModelMeta.from_dict(metadata[METADATA_KEY])
+
+
+def bundled_models() -> list[str]:
+    """Names of the models shipped in the package."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def resolve_model_path(path_or_name: str | os.PathLike[str]) -> Path:
+    """Map a bundled model name (``default``, ``srgan``, ...) or a path to an existing file."""
+    text = os.fspath(path_or_name)
+    name = ALIASES.get(text, text)
+    bundled = WEIGHTS_DIR / f"{name}.safetensors"
+    if os.sep not in text and not text.endswith(".safetensors") and bundled.is_file():
+        return bundled
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    if path.exists():
+        raise CheckpointError(f"{path} is not a file; pass a .safetensors model file")
+    names = bundled_models()
+    if os.sep not in text and not text.endswith(".safetensors"):
+        if not names:
+            raise ModelNotFoundError(
+                f"no model named {text!r}: no default model is bundled with this geosr yet; "
+                "pass a .safetensors file (model=... / --model)"
+            )
+        raise ModelNotFoundError(
+            f"no model named {text!r}; bundled models are: {', '.join(names)}, or pass a .safetensors file"
+        )
+    raise ModelNotFoundError(f"model file {path} does not exist; check the path")
+
+
+# --- raw safetensors I/O, shared with training checkpoints -------------------------------------
+
+
+def save_tensors(
+    path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]
+) -> Path:
+    """Write tensors and JSON-serialisable metadata, via a temporary file and a rename."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise CheckpointError(f"cannot write {path}: folder {path.parent} does not exist")
+    header = {key: json.dumps(value) for key, value in metadata.items()}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(dict(tensors), tmp_name, metadata=header)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read tensors and metadata, turning every kind of damage into a CheckpointError."""
+    path = Path(path)
+    metadata = read_header(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path} is corrupt or truncated ({_first_line(exc)}); re-download or re-export it"
+        ) from None
+    return tensors, metadata
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """Validate the safetensors framing and return the decoded metadata dict."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            prefix = f.read(8)
+            if _looks_like_pickle(prefix):
+                raise CheckpointError(
+                    f"{path} is a PyTorch pickle (torch.save) file, which can run code when "
+                    "loaded; geosr reads only .safetensors. If you trust its source, convert it: "
+                    "load it in PyTorch, then save it with geosr.save_model"
+                )
+            if len(prefix) < 8:
+                raise CheckpointError(f"{path} is empty or truncated; re-download or re-export it")
+            (header_len,) = struct.unpack("<Q", prefix)
+            if header_len > min(size - 8, _MAX_HEADER_BYTES):
+                raise CheckpointError(
+                    f"{path} is not a safetensors file, or it is truncated; pass a .safetensors "
+                    "model written by geosr.save_model"
+                )
+            header = json.loads(f.read(header_len))
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(
+            f"{path} has a corrupt safetensors header; re-download or re-export it"
+        ) from None
+    if not isinstance(header, dict):
+        raise CheckpointError(
+            f"{path} has a corrupt safetensors header; re-download or re-export it"
+        )
+    try:
+        end = max(
+            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
+        )
+    except (KeyError, TypeError, IndexError):
+        raise CheckpointError(
+            f"{path} has a corrupt safetensors header; re-download or re-export it"
+        ) from None
+    if 8 + header_len + end > size:
+        raise CheckpointError(f"{path} is truncated; re-download or re-export it")
+    raw = header.get("__metadata__") or {}
+    try:
+        return {key: json.loads(value) for key, value in raw.items()}
+    except (TypeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path} has corrupt metadata; re-download or re-export it") from None
+
+
+def _looks_like_pickle(prefix: bytes) -> bool:
+    # torch.save writes a zip archive (new format) or a raw pickle stream (legacy format)
+    return prefix.startswith(b"PK\x03\x04") or prefix[:1] == b"\x80"
+
+
+def _compare_keys(
+    expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]
+) -> tuple[list[str], list[str]]:
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    return missing, unexpected
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
