@@ -104,7 +104,7 @@ class SRResNet(nn.Module):
         radius += (c.tail_kernel // 2) / c.scale  # tail conv acts on output pixels
         skip_radius = 2 if c.skip == "bicubic" else 0  # bicubic kernel taps
         # +1: an output pixel's footprint straddles input pixel boundaries after pixel shuffle.
-        return int(math.ceil(max(radius, skip_radius))) + 1
+        return math.ceil(max(radius, skip_radius)) + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.act_head(self.conv_head(x))
