@@ -1,0 +1,748 @@
+"""The inference engine: lazy, chunked, seamless super-resolution of rasters with dask.
+
+A raster is a dask array (bands, y, x). Each chunk is extended by a halo of at least the
+generator's receptive radius (``dask.array.overlap``), super-resolved tile by tile on the
+chosen device, and cut back to its own footprint times ``scale``; so chunked and
+whole-scene inference agree and no seams appear. Nodata never reaches the network and
+never leaves it: it is filled before and restored after.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rasterio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import torch
+import xarray as xr
+from affine import Affine
+from torch import nn
+
+from geosr.checkpoint import ModelMeta, load_model, model_meta
+from geosr.errors import BandMismatchError, ConfigError, InputError, ModelError
+from geosr.raster import (
+    BlockWriter,
+    RasterInfo,
+    atomic_path,
+    check_output_path,
+    copy_metadata,
+    default_output_path,
+    lazy_array,
+    open_info,
+    output_block_size,
+    output_profile,
+    read_sample,
+    translate_to_cog,
+)
+
+log = logging.getLogger(__name__)
+
+#: Input pixels per chunk side when none is given.
+DEFAULT_CHUNK_SIZE = 512
+#: Rounds of neighbour-mean filling of nodata before the network; adds to the halo.
+FILL_RADIUS = 4
+#: Normalised value given to nodata pixels farther than FILL_RADIUS from valid data.
+FILL_VALUE = 0.5
+
+ProgressCallback = Callable[[int, int], None]
+
+
+# --- models and devices -------------------------------------------------------------------------
+
+
+def resolve_model(model: str | os.PathLike[str] | nn.Module) -> nn.Module:
+    """A loaded generator from a module, a ``.safetensors`` path or a bundled model name."""
+    if isinstance(model, nn.Module):
+        model_meta(model)  # raises if it carries no metadata
+        return model
+    return load_model(model)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when torch sees a GPU; asking for an absent GPU is an error."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    name = str(device).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "device 'cuda' was asked for but torch sees no GPU; use device='cpu' or 'auto'"
+            )
+        return torch.device(name)
+    if name in ("cpu", "mps"):
+        return torch.device(name)
+    raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+
+
+# --- normalisation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BandStats:
+    """Per-band affine normalisation ``x_norm = (x - offset) / scale``."""
+
+    offset: np.ndarray
+    scale: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.offset.shape != self.scale.shape:
+            raise ConfigError("normalisation offset and scale need one value per band")
+
+
+def scene_statistics(
+    sample: np.ndarray, nodata: float | None, percentiles: tuple[float, float] = (1.0, 99.0)
+) -> BandStats:
+    """Robust per-band statistics of a scene sample (bands, y, x): p_low -> 0, p_high -> 1."""
+    offsets, scales = [], []
+    for band in sample:
+        values = band[valid_mask(band, nodata)].astype(np.float64)
+        if values.size == 0:
+            low, high = 0.0, 1.0
+        else:
+            low, high = np.percentile(values, percentiles)
+        span = high - low
+        if not span > 0:
+            span = max(abs(low), 1.0)
+        offsets.append(low)
+        scales.append(span)
+    return BandStats(np.asarray(offsets, np.float32), np.asarray(scales, np.float32))
+
+
+def model_statistics(
+    meta: ModelMeta, bands: int, sample: Callable[[], np.ndarray], nodata: float | None
+) -> BandStats:
+    """The normalisation a model asks for: its stored values, or the scene's own."""
+    norm = meta.normalization
+    if norm.mode == "fixed":
+        offset = np.asarray(norm.offset, np.float32)
+        scale = np.asarray(norm.scale, np.float32)
+        if offset.size == 1 and bands > 1:
+            offset, scale = np.repeat(offset, bands), np.repeat(scale, bands)
+        if offset.size != bands:
+            raise ModelError(
+                f"the model stores normalisation for {offset.size} band(s) but the raster has {bands}"
+            )
+        return BandStats(offset, scale)
+    return scene_statistics(sample(), nodata, norm.percentiles)
+
+
+def valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """True where a pixel holds data: not the nodata value, and finite for floats."""
+    if values.dtype.kind == "f":
+        mask = np.isfinite(values)
+        if nodata is not None and not math.isnan(nodata):
+            mask &= values != nodata
+        return mask
+    if nodata is None:
+        return np.ones(values.shape, bool)
+    return values != nodata
+
+
+def fill_invalid(x: np.ndarray, valid: np.ndarray, rounds: int = FILL_RADIUS) -> np.ndarray:
+    """Give nodata pixels the mean of their valid 3x3 neighbours, ``rounds`` times outwards,
+    then a constant; so the network sees no step at data edges (no dark halos). The result at
+    a pixel depends only on inputs within ``rounds`` pixels, which keeps tiling exact."""
+    x = np.where(valid, x, 0.0).astype(np.float32)
+    known = valid.astype(np.float32)
+    for _ in range(rounds):
+        if known.all():
+            break
+        total = _box3_sum(x * known)
+        count = _box3_sum(known)
+        grow = (known == 0) & (count > 0)
+        x = np.where(grow, total / np.maximum(count, 1), x)
+        known = np.where(grow, 1.0, known).astype(np.float32)
+    return np.where(known > 0, x, FILL_VALUE).astype(np.float32)
+
+
+def _box3_sum(a: np.ndarray) -> np.ndarray:
+    padded = np.pad(a, ((0, 0), (1, 1), (1, 1)))
+    h, w = a.shape[-2:]
+    return sum(padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3))
+
+
+# --- tiled inference ----------------------------------------------------------------------------
+
+
+class TileRunner:
+    """Runs a generator over a normalised array in halo'd tiles, batched on the device.
+
+    Picklable: it ships the CPU model, and each process keeps one copy per device, so a
+    model moves to the GPU once, not once per chunk.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        halo: int,
+        tile_size: int | None = None,
+        batch_size: int = 1,
+        precision: str = "fp32",
+    ) -> None:
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise ConfigError(f"precision must be 'fp32', 'fp16' or 'bf16', got {precision!r}")
+        self.model = model.eval()
+        self.meta = model_meta(model)
+        self.device = device
+        self.halo = halo
+        self.tile_size = tile_size
+        self.batch_size = max(1, int(batch_size))
+        self.precision = precision
+        self._device_model: nn.Module | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_device_model"] = None
+        state["_lock"] = None
+        state["model"] = self.model.to("cpu")
+        state["device"] = str(self.device)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.device = torch.device(state["device"])
+        self._lock = threading.Lock()
+
+    def device_model(self) -> nn.Module:
+        with self._lock:
+            if self._device_model is None:
+                self._device_model = (
+                    self.model.to(self.device) if self.device.type != "cpu" else self.model
+                )
+            return self._device_model
+
+    def __call__(self, x: np.ndarray, core: tuple[int, int, int, int]) -> np.ndarray:
+        """Super-resolve the ``core`` rows/cols (r0, r1, c0, c1) of ``x`` (bands, H, W),
+        using up to ``halo`` pixels of context around each tile. Returns (bands, rows*s, cols*s)."""
+        scale = self.meta.scale
+        bands = x.shape[0]
+        r0, r1, c0, c1 = core
+        out = np.empty((bands, (r1 - r0) * scale, (c1 - c0) * scale), np.float32)
+        tile = self.tile_size or max(r1 - r0, c1 - c0)
+        items = []  # (input array, destination slices, crop slices)
+        for ty in range(r0, r1, tile):
+            for tx in range(c0, c1, tile):
+                ty1, tx1 = min(ty + tile, r1), min(tx + tile, c1)
+                y0, y1 = max(ty - self.halo, 0), min(ty1 + self.halo, x.shape[1])
+                x0, x1 = max(tx - self.halo, 0), min(tx1 + self.halo, x.shape[2])
+                crop = (
+                    slice((ty - y0) * scale, (ty1 - y0) * scale),
+                    slice((tx - x0) * scale, (tx1 - x0) * scale),
+                )
+                dest = (
+                    slice((ty - r0) * scale, (ty1 - r0) * scale),
+                    slice((tx - c0) * scale, (tx1 - c0) * scale),
+                )
+                context = x[:, y0:y1, x0:x1]
+                if self.meta.band_shared:
+                    items.extend((context[b : b + 1], (b, *dest), crop) for b in range(bands))
+                else:
+                    items.append((context, (slice(None), *dest), crop))
+        model = self.device_model()
+        # batch items of equal shape; edge tiles differ in shape and run in their own batches
+        by_shape: dict[tuple[int, ...], list] = {}
+        for item in items:
+            by_shape.setdefault(item[0].shape, []).append(item)
+        for group in by_shape.values():
+            for start in range(0, len(group), self.batch_size):
+                batch = group[start : start + self.batch_size]
+                result = self._forward(model, np.stack([item[0] for item in batch]))
+                for (_, dest, crop), sr in zip(batch, result, strict=True):
+                    out[dest] = sr[(slice(None), *crop)]
+        return out
+
+    def _forward(self, model: nn.Module, batch: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(batch).to(self.device)
+        with torch.inference_mode():
+            if self.device.type == "cuda" and self.precision != "fp32":
+                dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+                with torch.autocast("cuda", dtype=dtype):
+                    result = model(tensor)
+            else:
+                result = model(tensor)
+        return result.float().cpu().numpy()
+
+
+def project_consistent(sr: np.ndarray, lr: np.ndarray, scale: int) -> np.ndarray:
+    """Make each ``scale`` x ``scale`` block of ``sr`` average exactly to its ``lr`` pixel:
+    SR <- SR + upsample_nearest(LR - box_down(SR)). Keeps the input's radiometry (indices such
+    as NDVI computed on the output average back to the input's)."""
+    bands, h, w = lr.shape
+    blocks = sr.reshape(bands, h, scale, w, scale)
+    correction = lr - blocks.mean(axis=(2, 4))
+    blocks += correction[:, :, None, :, None]
+    return blocks.reshape(sr.shape)
+
+
+def to_output_dtype(
+    sr: np.ndarray, valid: np.ndarray, scale: int, dtype: np.dtype, nodata: float | None
+) -> np.ndarray:
+    """Clip and round to ``dtype``; pixels from nodata sources become nodata (or NaN)."""
+    hr_valid = np.repeat(np.repeat(valid, scale, axis=1), scale, axis=2)
+    if dtype.kind == "f":
+        out = sr.astype(dtype)
+        fill = np.nan if nodata is None else nodata
+        out[~hr_valid] = fill
+        return out
+    info = np.iinfo(dtype)
+    low, high = float(info.min), float(info.max)
+    if nodata is not None and not math.isnan(nodata):
+        # keep data from turning into nodata: step off the nodata value
+        if nodata == low:
+            low += 1
+        elif nodata == high:
+            high -= 1
+    out = np.clip(np.rint(sr), low, high)
+    if nodata is not None and not math.isnan(nodata) and low < nodata < high:
+        out[(out == nodata) & hr_valid] = nodata + 1
+    out = out.astype(dtype)
+    if nodata is not None and not math.isnan(nodata):
+        out[~hr_valid] = dtype.type(nodata)
+    return out
+
+
+@dataclass(frozen=True)
+class _BlockPlan:
+    runner: TileRunner
+    stats: BandStats
+    halo: tuple[int, int]
+    numblocks: tuple[int, int]
+    nodata: float | None
+    dtype: np.dtype
+    consistency: bool
+
+
+def _upscale_block(
+    block: np.ndarray, plan: _BlockPlan, block_id: tuple[int, ...] | None = None
+) -> np.ndarray:
+    bands, height, width = block.shape
+    _, iy, ix = block_id or (0, 0, 0)
+    halo_y, halo_x = plan.halo
+    top = halo_y if iy > 0 else 0
+    bottom = height - (halo_y if iy < plan.numblocks[0] - 1 else 0)
+    left = halo_x if ix > 0 else 0
+    right = width - (halo_x if ix < plan.numblocks[1] - 1 else 0)
+    scale = plan.runner.meta.scale
+    valid = valid_mask(block, plan.nodata)
+    offset = plan.stats.offset[:, None, None]
+    spread = plan.stats.scale[:, None, None]
+    x = (block.astype(np.float32) - offset) / spread
+    if not valid.all():
+        x = fill_invalid(x, valid)
+    sr = plan.runner(x, (top, bottom, left, right)) * spread + offset
+    lr = block[:, top:bottom, left:right]
+    if plan.consistency:
+        sr = project_consistent(
+            sr, np.where(valid[:, top:bottom, left:right], lr, 0).astype(np.float32), scale
+        )
+    return to_output_dtype(sr, valid[:, top:bottom, left:right], scale, plan.dtype, plan.nodata)
+
+
+def _halo_chunks(chunks: tuple[int, ...], halo: int) -> tuple[tuple[int, ...], int]:
+    """Merge chunks smaller than the halo into their neighbour (dask's overlap needs every
+    chunk at least as deep as the halo); an axis shorter than the halo needs no halo at all."""
+    total = sum(chunks)
+    if total <= halo or len(chunks) == 1:
+        return (total,), 0
+    merged = list(chunks)
+    while len(merged) > 1 and min(merged) < halo:
+        i = merged.index(min(merged))
+        j = i - 1 if i == len(merged) - 1 or (i > 0 and merged[i - 1] < merged[i + 1]) else i + 1
+        merged[min(i, j)] = merged[i] + merged[j]
+        del merged[max(i, j)]
+    return tuple(merged), (halo if len(merged) > 1 else 0)
+
+
+def upscale_array(
+    array: da.Array,
+    runner: TileRunner,
+    stats: BandStats,
+    nodata: float | None,
+    halo: int,
+    consistency: bool = True,
+) -> da.Array:
+    """Lazy super-resolution of a dask array (bands, y, x); output chunks are ``scale`` times
+    the input chunks. Bands stay in one chunk, since the network needs all of them."""
+    scale = runner.meta.scale
+    if array.chunks[0] != (array.shape[0],):
+        array = array.rechunk({0: -1})
+    ychunks, halo_y = _halo_chunks(array.chunks[1], halo)
+    xchunks, halo_x = _halo_chunks(array.chunks[2], halo)
+    if (ychunks, xchunks) != array.chunks[1:]:
+        array = array.rechunk((array.shape[0], ychunks, xchunks))
+    extended = da.overlap.overlap(array, depth={0: 0, 1: halo_y, 2: halo_x}, boundary="none")
+    plan = _BlockPlan(
+        runner=runner,
+        stats=stats,
+        halo=(halo_y, halo_x),
+        numblocks=(len(ychunks), len(xchunks)),
+        nodata=nodata,
+        dtype=np.dtype(array.dtype),
+        consistency=consistency,
+    )
+    out_chunks = (
+        array.chunks[0],
+        tuple(c * scale for c in ychunks),
+        tuple(c * scale for c in xchunks),
+    )
+    return extended.map_blocks(
+        _upscale_block,
+        plan=plan,
+        chunks=out_chunks,
+        dtype=array.dtype,
+        name=f"geosr-upscale-x{scale}",
+        meta=np.empty((0, 0, 0), array.dtype),
+    )
+
+
+def default_halo(model: nn.Module, may_have_nodata: bool) -> int:
+    """The generator's receptive radius, plus the nodata fill's reach when it can matter."""
+    return model.receptive_radius() + (FILL_RADIUS if may_have_nodata else 0)
+
+
+def check_bands(meta: ModelMeta, count: int, source: str) -> None:
+    if meta.bands is not None and meta.bands != count:
+        names = f" ({', '.join(meta.band_names)})" if meta.band_names else ""
+        raise BandMismatchError(
+            f"the model expects {meta.bands} band(s){names} but {source} has {count}; select "
+            f"{meta.bands} bands with bands=[...] (--bands 1,2,...) or use a band-shared model"
+        )
+
+
+def check_scale(meta: ModelMeta, scale: int | None) -> None:
+    if scale is not None and int(scale) != meta.scale:
+        raise ModelError(
+            f"this model upscales x{meta.scale} only, not x{scale}; pass a x{scale} model or scale={meta.scale}"
+        )
+
+
+def check_dtype(dtype: np.dtype, source: str) -> None:
+    if dtype.kind == "c":
+        raise InputError(
+            f"{source} holds complex values ({dtype}); geosr needs real-valued bands, e.g. take numpy.abs first"
+        )
+    if dtype.kind not in "uif":
+        raise InputError(f"{source} has unsupported data type {dtype}; convert it to float32")
+
+
+# --- xarray face --------------------------------------------------------------------------------
+
+
+def upscale_dataarray(
+    data: xr.DataArray,
+    model: str | os.PathLike[str] | nn.Module = "default",
+    *,
+    scale: int | None = None,
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    device: str | torch.device = "auto",
+    tile_size: int | None = None,
+    batch_size: int | None = None,
+    precision: str = "fp32",
+    consistency: bool = True,
+    stats: BandStats | None = None,
+) -> xr.DataArray:
+    """Lazily super-resolve a georeferenced DataArray (``band, y, x`` or ``y, x``).
+
+    Nothing is computed except, for models that normalise per scene, a strided sample of at
+    most a million pixels per band for the statistics (pass ``stats=`` to skip it). The result
+    is dask-backed, with x/y coordinates of the new pixel centres, the same CRS, transform
+    ``transform * Affine.scale(1/scale)``, the same nodata, band coordinate and attributes.
+
+    Args:
+        data: the raster, e.g. from ``rioxarray.open_rasterio(path, chunks=...)``.
+        model: a generator from :func:`geosr.load_model`, a ``.safetensors`` path or a name.
+        scale: checked against the model's scale when given.
+        chunk_size: input pixels per chunk side; by default the DataArray's own chunks, or 512.
+        overlap: halo in input pixels; default the receptive radius (plus nodata fill reach).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        tile_size: network tile side inside a chunk (memory bound on small GPUs); default the chunk.
+        batch_size: tiles (and bands of a band-shared model) per forward pass; default 8 on
+            CUDA, 1 on CPU.
+        precision: ``"fp32"``; ``"fp16"``/``"bf16"`` autocast on CUDA.
+        consistency: project the output so each block averages back to its input pixel.
+    """
+    net = resolve_model(model)
+    meta = model_meta(net)
+    check_scale(meta, scale)
+    if data.ndim == 2:
+        data = data.expand_dims("band")
+    if data.ndim != 3:
+        raise InputError(f"expected a DataArray with dims (band, y, x), got {data.dims}")
+    check_dtype(np.dtype(data.dtype), "the DataArray")
+    count = data.shape[0]
+    check_bands(meta, count, "the DataArray")
+    nodata = data.rio.nodata
+    if nodata is None and data.rio.encoded_nodata is not None:
+        nodata = float("nan")  # masked on read: nodata arrives as NaN
+    array = data.data if isinstance(data.data, da.Array) else da.asarray(data.data)
+    if chunk_size is not None or not isinstance(data.data, da.Array):
+        size = chunk_size or DEFAULT_CHUNK_SIZE
+        array = array.rechunk((count, size, size))
+    may_have_nodata = nodata is not None or array.dtype.kind == "f"
+    halo = default_halo(net, may_have_nodata) if overlap is None else int(overlap)
+    if stats is None:
+        stats = model_statistics(meta, count, lambda: _strided_sample(array), nodata)
+    torch_device = resolve_device(device)
+    runner = TileRunner(
+        net,
+        torch_device,
+        halo=halo,
+        tile_size=tile_size,
+        batch_size=batch_size or (8 if torch_device.type == "cuda" else 1),
+        precision=precision,
+    )
+    result = upscale_array(array, runner, stats, nodata, halo, consistency)
+    return _wrap_result(data, result, meta.scale, nodata, model_label(model, meta))
+
+
+def _strided_sample(array: da.Array, max_pixels: int = 1_000_000) -> np.ndarray:
+    step = max(1, math.ceil(math.sqrt(array.shape[1] * array.shape[2] / max_pixels)))
+    return np.asarray(array[:, ::step, ::step].compute(scheduler="threads"))
+
+
+def model_label(model: Any, meta: ModelMeta) -> str:
+    if isinstance(model, str | os.PathLike):
+        return Path(model).name
+    return meta.name or "custom"
+
+
+def _wrap_result(
+    source: xr.DataArray, result: da.Array, scale: int, nodata: float | None, label: str
+) -> xr.DataArray:
+    transform = source.rio.transform(recalc=False) * Affine.scale(1 / scale)
+    _, height, width = result.shape
+    coords: dict[str, Any] = {}
+    band_dim = source.dims[0]
+    if band_dim in source.coords:
+        coords[band_dim] = source.coords[band_dim].values
+    if transform.b == 0 and transform.d == 0:
+        coords["x"] = (transform * (np.arange(width) + 0.5, np.zeros(width)))[0]
+        coords["y"] = (transform * (np.zeros(height), np.arange(height) + 0.5))[1]
+    attrs = dict(source.attrs)
+    attrs.update({"geosr_model": label, "geosr_scale": scale})
+    out = xr.DataArray(
+        result, dims=(band_dim, "y", "x"), coords=coords, attrs=attrs, name=source.name
+    )
+    crs = source.rio.crs
+    if crs is not None:
+        out = out.rio.write_crs(crs)
+    out = out.rio.write_transform(transform)
+    if nodata is not None:
+        if math.isnan(nodata) and source.rio.encoded_nodata is not None:
+            out = out.rio.write_nodata(source.rio.encoded_nodata, encoded=True)
+        else:
+            out = out.rio.write_nodata(nodata, encoded=False)
+    return out
+
+
+def dataarray_from_info(info: RasterInfo, chunk_size: int) -> xr.DataArray:
+    """The selected bands of a raster file as a lazy, georeferenced DataArray."""
+    array = lazy_array(info, chunk_size)
+    transform = info.transform
+    coords: dict[str, Any] = {"band": list(info.selected)}
+    if transform.b == 0 and transform.d == 0:
+        coords["x"] = (transform * (np.arange(info.width) + 0.5, np.zeros(info.width)))[0]
+        coords["y"] = (transform * (np.zeros(info.height), np.arange(info.height) + 0.5))[1]
+    data = xr.DataArray(array, dims=("band", "y", "x"), coords=coords, name=info.path.stem)
+    if info.crs is not None:
+        data = data.rio.write_crs(info.crs)
+    data = data.rio.write_transform(transform)
+    if info.nodata is not None:
+        data = data.rio.write_nodata(info.nodata, encoded=False)
+    return data
+
+
+# --- file face ----------------------------------------------------------------------------------
+
+
+def upscale(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    model: str | os.PathLike[str] | nn.Module = "default",
+    scale: int | None = None,
+    bands: Sequence[int] | None = None,
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    device: str | torch.device = "auto",
+    tile_size: int | None = None,
+    batch_size: int | None = None,
+    precision: str = "fp32",
+    consistency: bool = True,
+    cog: bool = False,
+    overwrite: bool = False,
+    progress: bool | ProgressCallback = False,
+    num_workers: int | None = None,
+) -> Path:
+    """Super-resolve a raster file into a GeoTIFF on exactly the same footprint.
+
+    The output has the input's CRS and bounds, its pixel size divided by the model's scale
+    (transform ``src.transform * Affine.scale(1/scale)``, right for rotated rasters too), and
+    the same bands, dtype, nodata, band descriptions, colour interpretation and tags, plus
+    ``GEOSR_MODEL``/``GEOSR_SCALE`` tags. It is streamed chunk by chunk to a tiled, compressed
+    GeoTIFF (BigTIFF when needed) through a temporary file renamed at the end, so memory stays
+    bounded and an interruption leaves neither a partial output nor a changed input.
+
+    Args:
+        input: path of the source raster (any GDAL raster; GeoTIFF typically).
+        output: destination; default ``<input stem>_x<scale>.tif`` beside the input.
+        model: bundled name (``"default"``), ``.safetensors`` path, or a loaded generator.
+        scale: if given, must equal the model's scale (a guard against the wrong model).
+        bands: 1-based band numbers to process (GDAL's numbering); default all.
+        chunk_size: input pixels per chunk side (default 512).
+        overlap: halo in input pixels (default: the receptive radius, exact and seam-free).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        tile_size, batch_size, precision, consistency: see :func:`upscale_dataarray`.
+        cog: write a Cloud-Optimised GeoTIFF with overviews.
+        overwrite: replace an existing output.
+        progress: ``True`` for a progress bar, or a callable ``(done, total)``.
+        num_workers: threads computing chunks in parallel (default: dask's choice).
+
+    Returns:
+        The path of the written GeoTIFF.
+    """
+    net = resolve_model(model)
+    meta = model_meta(net)
+    check_scale(meta, scale)
+    info = open_info(input, bands)
+    check_bands(meta, len(info.selected), str(info.path))
+    out_path = Path(output) if output is not None else default_output_path(info.path, meta.scale)
+    out_path = check_output_path(info.path, out_path, overwrite)
+    size = int(chunk_size or DEFAULT_CHUNK_SIZE)
+    if size < 1:
+        raise ConfigError(f"chunk_size must be a positive number of pixels, got {chunk_size}")
+    source = dataarray_from_info(info, size)
+    may_have_nodata = info.nodata is not None or np.dtype(info.dtype).kind == "f"
+    stats = model_statistics(meta, len(info.selected), lambda: read_sample(info), info.nodata)
+    result = upscale_dataarray(
+        source,
+        net,
+        overlap=default_halo(net, may_have_nodata) if overlap is None else overlap,
+        device=device,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        precision=precision,
+        consistency=consistency,
+        stats=stats,
+    )
+    label = model_label(model, meta)
+    started = time.perf_counter()
+    write_geotiff(
+        result.data,
+        info,
+        out_path,
+        meta.scale,
+        label,
+        cog=cog,
+        progress=progress,
+        num_workers=num_workers,
+    )
+    log.info("wrote %s in %.1f s", out_path, time.perf_counter() - started)
+    return out_path
+
+
+def write_geotiff(
+    array: da.Array,
+    info: RasterInfo,
+    path: Path,
+    scale: int,
+    model_name: str,
+    *,
+    cog: bool = False,
+    progress: bool | ProgressCallback = False,
+    num_workers: int | None = None,
+) -> None:
+    """Compute ``array`` chunk by chunk and stream it into ``path`` atomically."""
+    block = output_block_size(array.chunks[1][0])
+    profile = output_profile(info, scale, block)
+    total = len(array.chunks[1]) * len(array.chunks[2])
+    report = _Progress(progress, total)
+    tags = {"GEOSR_MODEL": model_name, "GEOSR_SCALE": str(scale), "GEOSR_VERSION": _version()}
+    try:
+        with atomic_path(path) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            with rasterio.open(tmp, "w", **profile) as dst:
+                copy_metadata(dst, info, tags)
+                writer = BlockWriter(dst, on_block=report.advance)
+                try:
+                    da.store(
+                        array, writer, lock=False, scheduler="threads", num_workers=num_workers
+                    )
+                finally:
+                    writer.close()
+            if cog:
+                cog_tmp = tmp.with_name(tmp.name + ".cog.tif")
+                try:
+                    translate_to_cog(tmp, cog_tmp, block)
+                    os.replace(cog_tmp, tmp)
+                finally:
+                    cog_tmp.unlink(missing_ok=True)
+    finally:
+        report.close()
+
+
+class _Progress:
+    """Counts written chunks for a ``(done, total)`` callback or a tqdm bar."""
+
+    def __init__(self, progress: bool | ProgressCallback, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.lock = threading.Lock()
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        if self.callback is not None:
+            self.callback(0, total)
+        elif progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="chunk", desc="geosr upscale", dynamic_ncols=True)
+
+    def advance(self) -> None:
+        with self.lock:
+            self.done += 1
+            done = self.done
+        if self.callback is not None:
+            self.callback(done, self.total)
+        elif self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _version() -> str:
+    from geosr import __version__
+
+    return __version__
+
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "BandStats",
+    "TileRunner",
+    "default_halo",
+    "fill_invalid",
+    "project_consistent",
+    "resolve_device",
+    "resolve_model",
+    "scene_statistics",
+    "upscale",
+    "upscale_array",
+    "upscale_dataarray",
+    "valid_mask",
+]
