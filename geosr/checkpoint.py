@@ -137,7 +137,9 @@ class ModelMeta:
             lines.append(f"band names:    {', '.join(self.band_names)}")
         n = self.normalization
         if n.mode == "fixed":
-            pairs = ", ".join(f"{o:g}/{s:g}" for o, s in zip(n.offset or (), n.scale or (), strict=True))
+            pairs = ", ".join(
+                f"{o:g}/{s:g}" for o, s in zip(n.offset or (), n.scale or (), strict=True)
+            )
             lines.append(f"normalization: fixed offset/scale per band: {pairs}")
         else:
             lines.append(

@@ -329,7 +329,7 @@ class _BlockPlan:
 def _upscale_block(
     block: np.ndarray, plan: _BlockPlan, block_id: tuple[int, ...] | None = None
 ) -> np.ndarray:
-    bands, height, width = block.shape
+    _, height, width = block.shape
     _, iy, ix = block_id or (0, 0, 0)
     halo_y, halo_x = plan.halo
     top = halo_y if iy > 0 else 0
