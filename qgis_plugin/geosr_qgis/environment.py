@@ -1,0 +1,143 @@
+"""Which Python runs geosr, and the environment it runs in.
+
+geosr (PyTorch, rasterio with its own GDAL, numpy 2) never runs inside QGIS's interpreter: two
+GDALs in one process and numpy 2 against the system's numpy 1.x break QGIS. The plugin starts
+geosr's own interpreter as a child process instead. That interpreter is taken from, in order:
+
+1. the provider setting "geosr Python interpreter"
+   (Settings > Options > Processing > Providers > geosr), stored as :data:`SETTING_KEY`;
+2. the environment variable :data:`ENV_VAR` (``GEOSR_PYTHON``).
+
+Nothing here imports geosr, torch or rasterio; :func:`resolve_python` only checks, once per
+interpreter, that ``python -c "import geosr"`` succeeds in a child.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from qgis.core import QgsProcessingException, QgsSettings
+
+#: Name of the provider setting (ProcessingConfig stores it under ``Processing/Configuration/``).
+SETTING_KEY = "GEOSR_PYTHON"
+SETTING_QNAME = "Processing/Configuration/" + SETTING_KEY
+#: Environment variable read when the provider setting is empty.
+ENV_VAR = "GEOSR_PYTHON"
+#: Variables QGIS sets for its own Python, GDAL and PROJ; inherited, they would make geosr's
+#: interpreter import QGIS's packages or load QGIS's GDAL/PROJ data into its own rasterio.
+SCRUBBED_ENV_VARS = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "GDAL_DATA",
+    "GDAL_DRIVER_PATH",
+    "PROJ_LIB",
+    "PROJ_DATA",
+    "LD_LIBRARY_PATH",
+)
+SETTING_LOCATION = "Settings \u203a Options \u203a Processing \u203a Providers \u203a geosr"
+#: Seconds allowed for ``python -c "import geosr"`` (a cold import of torch can take a while).
+IMPORT_CHECK_TIMEOUT = 120
+
+_HOW_TO_FIX = (
+    f"Set 'geosr Python interpreter' in {SETTING_LOCATION}, or the environment variable "
+    f"{ENV_VAR}, to the python executable of an environment where geosr is installed "
+    "(for example /home/me/geosr-env/bin/python)."
+)
+
+# Interpreters that already imported geosr in this session, keyed by (path, mtime).
+_checked: set[tuple[str, float]] = set()
+
+
+def child_env() -> dict[str, str]:
+    """Return this process's environment without QGIS's Python/GDAL/PROJ variables."""
+    env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV_VARS}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def configured_python() -> tuple[str, str]:
+    """Return ``(value, where it came from)``; value is ``""`` when nothing is configured.
+
+    Reads QgsSettings directly (where ProcessingConfig saves the provider setting), so the
+    lookup also works where the Processing plugin's config dialog was never loaded.
+    """
+    value = QgsSettings().value(SETTING_QNAME, "")
+    value = "" if value is None else str(value).strip()
+    if value:
+        return value, f"the provider setting 'geosr Python interpreter' ({SETTING_LOCATION})"
+    value = os.environ.get(ENV_VAR, "").strip()
+    if value:
+        return value, f"the environment variable {ENV_VAR}"
+    return "", ""
+
+
+def _executable(path: str) -> str:
+    """Accept an environment's folder as well as its interpreter."""
+    if os.path.isdir(path):
+        for candidate in ("bin/python", "bin/python3", "Scripts/python.exe", "python.exe"):
+            full = os.path.join(path, candidate)
+            if os.path.isfile(full):
+                return full
+    return path
+
+
+def resolve_python() -> str:
+    """Return the absolute path of a Python interpreter that can ``import geosr``.
+
+    Raises:
+        QgsProcessingException: nothing is configured, the path is not an executable, or that
+            interpreter cannot import geosr; the message says exactly what to set.
+    """
+    value, source = configured_python()
+    if not value:
+        raise QgsProcessingException(
+            "geosr needs its own Python environment and none is configured. " + _HOW_TO_FIX
+        )
+    python = os.path.abspath(os.path.expanduser(_executable(value)))
+    if not os.path.isfile(python) or not os.access(python, os.X_OK):
+        raise QgsProcessingException(
+            f"The geosr Python interpreter '{value}' (from {source}) is not an executable "
+            "file. " + _HOW_TO_FIX
+        )
+    key = (python, os.stat(python).st_mtime)
+    if key in _checked:
+        return python
+    kwargs = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+    try:
+        check = subprocess.run(
+            [python, "-c", "import geosr"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=child_env(),
+            timeout=IMPORT_CHECK_TIMEOUT,
+            check=False,
+            **kwargs,
+        )
+    except subprocess.TimeoutExpired:
+        raise QgsProcessingException(
+            f"'{python}' (from {source}) did not finish 'import geosr' within "
+            f"{IMPORT_CHECK_TIMEOUT} s. " + _HOW_TO_FIX
+        ) from None
+    except OSError as error:
+        raise QgsProcessingException(
+            f"The geosr Python interpreter '{python}' (from {source}) cannot be started: "
+            f"{error.strerror or error}. " + _HOW_TO_FIX
+        ) from None
+    if check.returncode != 0:
+        lines = [line.strip() for line in check.stderr.splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {check.returncode}"
+        raise QgsProcessingException(
+            f"The Python interpreter '{python}' (from {source}) cannot import geosr "
+            f"({reason}). Install geosr in that environment ('{python} -m pip install geosr'), "
+            "or point the plugin at another one: " + _HOW_TO_FIX
+        )
+    _checked.add(key)
+    return python

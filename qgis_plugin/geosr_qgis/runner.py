@@ -1,0 +1,332 @@
+"""Run one geosr command in a child process and relay its JSON-lines progress to QGIS.
+
+The child is ``PYTHON -m geosr ... --progress jsonl``; its stdout carries one JSON object per
+line (``start``, ``progress``, ``log``, ``done``, ``error`` events), its stderr free text
+(logging, and ``geosr: error: ...`` on failure). Both pipes are read by daemon threads into one
+queue; the calling thread polls that queue every 0.1 s, so it notices a cancel request within
+a tenth of a second even while the child prints nothing.
+
+The child starts in its own session (its own process group), so cancelling kills it *and* any
+workers it started (SIGTERM to the group, SIGKILL after :data:`KILL_GRACE` seconds). Its stdin
+is a pipe that stays open for the whole run: if QGIS dies, the pipe closes and a child started
+with ``--exit-on-stdin-eof`` exits on its own.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Sequence
+
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+from .environment import child_env
+
+#: Seconds between a cancel check and the next (the queue poll timeout).
+POLL_INTERVAL = 0.1
+#: Seconds a process group gets between SIGTERM and SIGKILL.
+KILL_GRACE = 5.0
+#: Seconds to wait for the pipes to close after the child itself exited (a worker that
+#: inherited them and lingers is killed after that).
+PIPE_GRACE = 5.0
+_POSIX = os.name == "posix"
+
+
+class OutputGuard:
+    """Remember what the output paths were before a run; remove what a failed run left.
+
+    A path is removed only when the run created or replaced it, so a file the user already had
+    at that path survives a failed or cancelled run untouched. Temporary siblings that a child
+    killed with SIGKILL could not clean (``.NAME.*``, ``NAME.tmp*``, ``NAME.*.tmp``) go too.
+    """
+
+    def __init__(self, paths: Iterable[str]):
+        self.paths = [os.path.abspath(path) for path in paths if path]
+        self._before = {path: self._signature(path) for path in self.paths}
+        self._siblings_before = {path: set(self._temp_siblings(path)) for path in self.paths}
+
+    @staticmethod
+    def _signature(path: str):
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    @staticmethod
+    def _temp_siblings(path: str) -> list[str]:
+        folder, name = os.path.split(path)
+        stem = os.path.splitext(name)[0]
+        try:
+            entries = os.listdir(folder or ".")
+        except OSError:
+            return []
+        found = []
+        for entry in entries:
+            if entry == name:
+                continue
+            hidden = entry.startswith(("." + name, "." + stem + "."))
+            tmp = entry.startswith(name) and ".tmp" in entry[len(name) :]
+            if hidden or tmp:
+                found.append(os.path.join(folder, entry))
+        return found
+
+    def clean(self) -> list[str]:
+        """Delete what the run left behind; return the deleted paths."""
+        removed = []
+        for path in self.paths:
+            after = self._signature(path)
+            if after is not None and after != self._before[path]:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+                    removed.append(path)
+            for sibling in self._temp_siblings(path):
+                if sibling not in self._siblings_before[path]:
+                    with contextlib.suppress(OSError):
+                        os.remove(sibling)
+                        removed.append(sibling)
+        return removed
+
+
+def _pump(stream, name: str, lines: queue.Queue) -> None:
+    """Copy ``stream`` line by line into ``lines`` as ``(name, line)``; ``(name, None)`` at EOF."""
+    try:
+        for line in iter(stream.readline, ""):
+            lines.put((name, line.rstrip("\r\n")))
+    except (OSError, ValueError):
+        pass
+    finally:
+        lines.put((name, None))
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_process_tree(process: subprocess.Popen, grace: float = KILL_GRACE) -> None:
+    """Stop ``process`` and every process of its group: SIGTERM, then SIGKILL after ``grace``."""
+    if not _POSIX:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return
+    pgid = process.pid  # start_new_session=True: the child leads its own group
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if process.poll() is not None and not _group_alive(pgid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    process.wait()
+
+
+class GeosrRun:
+    """One child run: relays events to ``feedback`` and remembers the outcome.
+
+    Attributes:
+        done: the ``done`` event (a dict) once the child reported success.
+        error: the one-line message of the child's ``error`` event, if any.
+        stderr_tail: the last lines the child wrote to stderr.
+    """
+
+    def __init__(self, feedback: QgsProcessingFeedback | None):
+        self.feedback = feedback or QgsProcessingFeedback()
+        self.done: dict | None = None
+        self.error: str | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
+
+    def handle_stdout(self, line: str) -> None:
+        """Map one stdout line (a JSON event, or plain text) to the feedback object."""
+        if not line.strip():
+            return
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or "event" not in event:
+            self.feedback.pushInfo(line)
+            return
+        kind = event.get("event")
+        if kind == "progress":
+            fraction = event.get("fraction")
+            if fraction is None and event.get("total"):
+                fraction = float(event.get("done", 0)) / float(event["total"])
+            if fraction is not None:
+                self.feedback.setProgress(100.0 * min(max(float(fraction), 0.0), 1.0))
+        elif kind == "log":
+            message = str(event.get("message", ""))
+            level = str(event.get("level", "info")).lower()
+            if level in ("warning", "warn"):
+                self.feedback.pushWarning(message)
+            elif level in ("error", "critical"):
+                self.feedback.reportError(message)
+            elif level == "debug":
+                self.feedback.pushDebugInfo(message)
+            else:
+                self.feedback.pushInfo(message)
+        elif kind == "start":
+            details = ", ".join(f"{key}: {value}" for key, value in event.items() if key != "event")
+            self.feedback.pushInfo(f"geosr started ({details})")
+        elif kind == "done":
+            self.done = event
+            self.feedback.setProgress(100.0)
+            seconds = event.get("seconds")
+            took = f" in {float(seconds):.1f} s" if isinstance(seconds, (int, float)) else ""
+            written = event.get("output")
+            self.feedback.pushInfo(f"geosr finished{took}" + (f": {written}" if written else ""))
+        elif kind == "error":
+            self.error = " ".join(str(event.get("message", "")).split()) or None
+        else:
+            self.feedback.pushDebugInfo(line)
+
+    def handle_stderr(self, line: str) -> None:
+        """Keep stderr for the error message and show it in the log's debug level."""
+        if line.strip():
+            self.stderr_tail.append(line.strip())
+            self.feedback.pushDebugInfo(line)
+
+    def failure_message(self, returncode: int) -> str:
+        """The child's own one-line error, or the best substitute (never a traceback)."""
+        if self.error:
+            return self.error
+        for line in reversed(self.stderr_tail):
+            if line.startswith("geosr: error:"):
+                return line[len("geosr: error:") :].strip()
+        if returncode < 0:
+            try:
+                name = signal.Signals(-returncode).name
+            except ValueError:
+                name = str(-returncode)
+            return f"the geosr process was killed by signal {name}"
+        for line in reversed(self.stderr_tail):
+            if not line.startswith(("Traceback", "File ", "  ")):
+                return line
+        return f"the geosr process exited with status {returncode}"
+
+
+def run_geosr(
+    python: str,
+    args: Sequence[str],
+    feedback: QgsProcessingFeedback | None,
+    *,
+    outputs: Iterable[str] = (),
+    what: str = "geosr",
+) -> dict:
+    """Run ``python args...`` and return its ``done`` event (``{}`` if it sent none).
+
+    Args:
+        python: geosr's interpreter (see :func:`geosr_qgis.environment.resolve_python`).
+        args: the rest of the command line, e.g. ``["-m", "geosr", "upscale", ...]``.
+        feedback: progress, log and cancel; None runs without any.
+        outputs: files the run writes; whatever a failed or cancelled run left there is removed.
+        what: the command's name for messages ("geosr upscale").
+
+    Raises:
+        QgsProcessingException: the child failed (its one-line error is the message), could
+            not start, or the user cancelled (the child and its workers are then killed).
+    """
+    run = GeosrRun(feedback)
+    feedback = run.feedback
+    guard = OutputGuard(outputs)
+    argv = [python, *map(str, args)]
+    feedback.pushCommandInfo(" ".join(shlex.quote(part) for part in argv))
+    kwargs = {}
+    if _POSIX:
+        kwargs["start_new_session"] = True
+    else:
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
+            subprocess, "CREATE_NO_WINDOW", 0
+        )
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=child_env(),
+            **kwargs,
+        )
+    except OSError as error:
+        raise QgsProcessingException(
+            f"{what} could not start '{python}': {error.strerror or error}"
+        ) from None
+
+    lines: queue.Queue = queue.Queue()
+    readers = [
+        threading.Thread(target=_pump, args=(process.stdout, "stdout", lines), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, "stderr", lines), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    open_pipes = len(readers)
+    exited_at = None
+    canceled = False
+    relayed = False  # True once the loop ended normally (not through an exception)
+    try:
+        while True:
+            if feedback.isCanceled():
+                canceled = True
+                kill_process_tree(process)
+                break
+            try:
+                name, line = lines.get(timeout=POLL_INTERVAL)
+            except queue.Empty:
+                if process.poll() is not None:
+                    if open_pipes == 0:
+                        break
+                    exited_at = exited_at or time.monotonic()
+                    if time.monotonic() - exited_at > PIPE_GRACE:
+                        kill_process_tree(process, grace=0.5)  # a worker holds the pipes
+                        break
+                continue
+            if line is None:
+                open_pipes -= 1
+            elif name == "stdout":
+                run.handle_stdout(line)
+            else:
+                run.handle_stderr(line)
+        relayed = True
+    finally:
+        # Also reached on an exception from a feedback slot: never leave the child running.
+        if process.poll() is None:
+            kill_process_tree(process)
+        returncode = process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            with contextlib.suppress(OSError):
+                pipe.close()
+        for reader in readers:
+            reader.join(timeout=1.0)
+        if canceled or returncode != 0 or not relayed:
+            removed = guard.clean()
+            for path in removed:
+                feedback.pushDebugInfo(f"removed partial output {path}")
+
+    if canceled:
+        raise QgsProcessingException(f"{what} was canceled; no output was written.")
+    if returncode != 0:
+        raise QgsProcessingException(f"{what} failed: {run.failure_message(returncode)}")
+    return run.done or {}
