@@ -39,6 +39,7 @@ from geosr.raster import (
     default_output_path,
     lazy_array,
     open_info,
+    open_raster,
     output_block_size,
     output_profile,
     read_sample,
@@ -461,7 +462,7 @@ def upscale_dataarray(
     Nothing is computed except, for models that normalise per scene, a strided sample of at
     most a million pixels per band for the statistics (pass ``stats=`` to skip it). The result
     is dask-backed, with x/y coordinates of the new pixel centres, the same CRS, transform
-    ``transform * Affine.scale(1/scale)``, the same nodata, band coordinate and attributes.
+    ``transform @ Affine.scale(1/scale)``, the same nodata, band coordinate and attributes.
 
     Args:
         data: the raster, e.g. from ``rioxarray.open_rasterio(path, chunks=...)``.
@@ -524,15 +525,15 @@ def model_label(model: Any, meta: ModelMeta) -> str:
 def _wrap_result(
     source: xr.DataArray, result: da.Array, scale: int, nodata: float | None, label: str
 ) -> xr.DataArray:
-    transform = source.rio.transform(recalc=False) * Affine.scale(1 / scale)
+    transform = source.rio.transform(recalc=False) @ Affine.scale(1 / scale)
     _, height, width = result.shape
     coords: dict[str, Any] = {}
     band_dim = source.dims[0]
     if band_dim in source.coords:
         coords[band_dim] = source.coords[band_dim].values
     if transform.b == 0 and transform.d == 0:
-        coords["x"] = (transform * (np.arange(width) + 0.5, np.zeros(width)))[0]
-        coords["y"] = (transform * (np.zeros(height), np.arange(height) + 0.5))[1]
+        coords["x"] = (transform @ (np.arange(width) + 0.5, np.zeros(width)))[0]
+        coords["y"] = (transform @ (np.zeros(height), np.arange(height) + 0.5))[1]
     attrs = dict(source.attrs)
     attrs.update({"geosr_model": label, "geosr_scale": scale})
     out = xr.DataArray(
@@ -556,8 +557,8 @@ def dataarray_from_info(info: RasterInfo, chunk_size: int) -> xr.DataArray:
     transform = info.transform
     coords: dict[str, Any] = {"band": list(info.selected)}
     if transform.b == 0 and transform.d == 0:
-        coords["x"] = (transform * (np.arange(info.width) + 0.5, np.zeros(info.width)))[0]
-        coords["y"] = (transform * (np.zeros(info.height), np.arange(info.height) + 0.5))[1]
+        coords["x"] = (transform @ (np.arange(info.width) + 0.5, np.zeros(info.width)))[0]
+        coords["y"] = (transform @ (np.zeros(info.height), np.arange(info.height) + 0.5))[1]
     data = xr.DataArray(array, dims=("band", "y", "x"), coords=coords, name=info.path.stem)
     if info.crs is not None:
         data = data.rio.write_crs(info.crs)
@@ -592,7 +593,7 @@ def upscale(
     """Super-resolve a raster file into a GeoTIFF on exactly the same footprint.
 
     The output has the input's CRS and bounds, its pixel size divided by the model's scale
-    (transform ``src.transform * Affine.scale(1/scale)``, right for rotated rasters too), and
+    (transform ``src.transform @ Affine.scale(1/scale)``, right for rotated rasters too), and
     the same bands, dtype, nodata, band descriptions, colour interpretation and tags, plus
     ``GEOSR_MODEL``/``GEOSR_SCALE`` tags. It is streamed chunk by chunk to a tiled, compressed
     GeoTIFF (BigTIFF when needed) through a temporary file renamed at the end, so memory stays
@@ -675,7 +676,7 @@ def write_geotiff(
     tags = {"GEOSR_MODEL": model_name, "GEOSR_SCALE": str(scale), "GEOSR_VERSION": _version()}
     try:
         with atomic_path(path) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
-            with rasterio.open(tmp, "w", **profile) as dst:
+            with open_raster(tmp, "w", **profile) as dst:
                 copy_metadata(dst, info, tags)
                 writer = BlockWriter(dst, on_block=report.advance)
                 try:

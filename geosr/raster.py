@@ -88,6 +88,14 @@ class RasterInfo:
         return [self.descriptions[b - 1] or f"band {b}" for b in self.selected]
 
 
+def open_raster(path: str | os.PathLike[str], mode: str = "r", **kwargs: Any) -> Any:
+    """``rasterio.open`` without rasterio's own not-georeferenced warning (geosr warns once, in
+    its own words, when the input is opened)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        return rasterio.open(path, mode, **kwargs)
+
+
 def open_info(path: str | os.PathLike[str], bands: Sequence[int] | None = None) -> RasterInfo:
     """Open ``path``, check it is a readable raster geosr can process, and describe it.
 
@@ -102,11 +110,9 @@ def open_info(path: str | os.PathLike[str], bands: Sequence[int] | None = None) 
     if path.is_dir():
         raise NotARasterError(f"input {path} is a folder; pass a raster file such as a GeoTIFF")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                info = _describe(src, path)
-                _probe_blocks(src, path)
+        with open_raster(path) as src:
+            info = _describe(src, path)
+            _probe_blocks(src, path)
     except RasterioIOError as exc:
         raise NotARasterError(
             f"{path} is not a raster GDAL can read ({_gdal_reason(exc)}); pass a GeoTIFF or another GDAL raster"
@@ -204,6 +210,7 @@ class WindowReader:
         col0, col1, _ = cols.indices(self.shape[2])
         window = Window(col0, row0, col1 - col0, row1 - row0)
         try:
+            # not open_raster: catch_warnings is not thread-safe, and this runs in dask threads
             with rasterio.open(self.path) as src:
                 return src.read(bands, window=window)
         except RasterioError as exc:
@@ -245,7 +252,7 @@ def read_sample(info: RasterInfo, max_pixels: int = 1_000_000) -> np.ndarray:
     """
     step = max(1, math.ceil(math.sqrt(info.width * info.height / max_pixels)))
     shape = (len(info.selected), max(1, info.height // step), max(1, info.width // step))
-    with rasterio.open(info.path) as src:
+    with open_raster(info.path) as src:
         return src.read(list(info.selected), out_shape=shape, resampling=Resampling.nearest)
 
 
@@ -323,7 +330,7 @@ def output_profile(info: RasterInfo, scale: int, block: int) -> dict[str, Any]:
         "count": len(info.selected),
         "dtype": info.dtype,
         "crs": info.crs,
-        "transform": info.transform * Affine.scale(1 / scale),
+        "transform": info.transform @ Affine.scale(1 / scale),
         "nodata": info.nodata,
         "tiled": True,
         "blockxsize": block,
@@ -398,7 +405,7 @@ def translate_to_cog(src_path: Path, dst_path: Path, block: int) -> None:
     """Rewrite a finished GeoTIFF as a Cloud-Optimised GeoTIFF with averaged overviews."""
     from rasterio.shutil import copy as rio_copy
 
-    with rasterio.open(src_path) as src:
+    with open_raster(src_path) as src:
         floating = np.dtype(src.dtypes[0]).kind == "f"
     rio_copy(
         src_path,

@@ -17,9 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("GEOSR_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 #: Real scenes (see ../shared/data/PROVENANCE.md).
-LANDSAT8 = DATA / "landsat8_lc80200392015216" / "LC08_020039_20150804_B2B3B4B5_30m.tif"  # 4 x uint16
+LANDSAT8 = (
+    DATA / "landsat8_lc80200392015216" / "LC08_020039_20150804_B2B3B4B5_30m.tif"
+)  # 4 x uint16
 LANDSAT8_ORIGINAL = DATA / "landsat8_lc80200392015216" / "original"
-LANDSAT8_150M = DATA / "landsat8_lc81070352015122_150m" / "LC81070352015122LGN00_B2B3B4_150m.tif"  # 3 x uint16, nodata 0
+LANDSAT8_150M = (
+    DATA / "landsat8_lc81070352015122_150m" / "LC81070352015122LGN00_B2B3B4_150m.tif"
+)  # 3 x uint16, nodata 0
 LANDSAT7_OLINDA = DATA / "landsat7_olinda" / "L7_ETMs.tif"  # 6 x uint8
 RGB_BYTE = DATA / "landsat7_rgb_byte" / "RGB.byte.tif"  # 3 x uint8, nodata 0
 NAIP_DIR = DATA / "naip_nd_m4709963"  # 4 x uint8 RGBN
@@ -36,13 +40,17 @@ def model_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pat
     cache: dict[tuple, Path] = {}
     folder = tmp_path_factory.mktemp("models")
 
-    def make(bands: int | None = 4, scale: int = 2, width: int = 8, blocks: int = 1, **config) -> Path:
+    def make(
+        bands: int | None = 4, scale: int = 2, width: int = 8, blocks: int = 1, **config
+    ) -> Path:
         key = (bands, scale, width, blocks, tuple(sorted(config.items())))
         if key not in cache:
             import torch
 
             torch.manual_seed(0)
-            model = geosr.build_model(bands=bands, scale=scale, width=width, blocks=blocks, batch_norm=False, **config)
+            model = geosr.build_model(
+                bands=bands, scale=scale, width=width, blocks=blocks, batch_norm=False, **config
+            )
             path = folder / f"m{len(cache)}.safetensors"
             geosr.save_model(model, path, name=f"test-{len(cache)}")
             cache[key] = path
