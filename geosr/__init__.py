@@ -3,23 +3,17 @@
 >>> import geosr
 >>> geosr.upscale("scene.tif")  # doctest: +SKIP
 PosixPath('scene_x4.tif')
+
+Heavy modules (torch, dask, rasterio) load on first use of a name that needs them, so the
+command line answers ``--help`` and usage errors at once.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from geosr.checkpoint import (
-    ModelMeta,
-    Normalization,
-    build_model,
-    bundled_models,
-    load_model,
-    read_meta,
-    save_model,
-)
 from geosr.errors import (
     BandMismatchError,
     CheckpointError,
@@ -35,8 +29,49 @@ from geosr.errors import (
     OutputError,
     OutputExistsError,
 )
-from geosr.models import build_discriminator
-from geosr.pipeline import BandStats, upscale, upscale_dataarray
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ModelMeta": "geosr.checkpoint",
+    "Normalization": "geosr.checkpoint",
+    "build_model": "geosr.checkpoint",
+    "bundled_models": "geosr.checkpoint",
+    "load_model": "geosr.checkpoint",
+    "read_meta": "geosr.checkpoint",
+    "save_model": "geosr.checkpoint",
+    "build_discriminator": "geosr.models",
+    "BandStats": "geosr.pipeline",
+    "upscale": "geosr.pipeline",
+    "upscale_dataarray": "geosr.pipeline",
+}
+
+if TYPE_CHECKING:
+    from geosr.checkpoint import (
+        ModelMeta,
+        Normalization,
+        build_model,
+        bundled_models,
+        load_model,
+        read_meta,
+        save_model,
+    )
+    from geosr.models import build_discriminator
+    from geosr.pipeline import BandStats, upscale, upscale_dataarray
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'geosr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

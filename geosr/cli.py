@@ -8,6 +8,7 @@ JSON events for programs driving geosr (the QGIS plugin does).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -334,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _wants_jsonl(argv: Sequence[str]) -> bool:
-    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    pairs = itertools.pairwise(argv)
     return "--progress=jsonl" in argv or any(a == "--progress" and b == "jsonl" for a, b in pairs)
 
 

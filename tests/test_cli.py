@@ -1,0 +1,175 @@
+"""The geosr command line, run as users run it: a real child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from tests.conftest import LANDSAT7_OLINDA, LANDSAT8
+
+GEOSR = [sys.executable, "-m", "geosr"]
+
+
+def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*GEOSR, *map(str, args)], capture_output=True, text=True, timeout=300, **kwargs
+    )
+
+
+def test_upscale_prints_the_output_path(crop, model_factory) -> None:
+    src = crop(LANDSAT8, Window(0, 0, 48, 40))
+    result = run(
+        "upscale",
+        src,
+        "--model",
+        model_factory(bands=4),
+        "--chunk-size",
+        "32",
+        "--progress",
+        "none",
+    )
+    assert result.returncode == 0, result.stderr
+    out = Path(result.stdout.strip())
+    assert out == src.with_name("crop_x2.tif")
+    with rasterio.open(out) as o:
+        assert (o.width, o.height) == (96, 80)
+
+
+def test_jsonl_progress_stream(crop, model_factory, tmp_path: Path) -> None:
+    src = crop(LANDSAT8, Window(0, 0, 64, 64))
+    result = run(
+        "upscale",
+        src,
+        tmp_path / "o.tif",
+        "--model",
+        model_factory(bands=4),
+        "--chunk-size",
+        "32",
+        "--progress",
+        "jsonl",
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    fractions = [e["fraction"] for e in events if e["event"] == "progress"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == 5
+    assert events[-1]["output"] == str((tmp_path / "o.tif").resolve())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["upscale", "/no/such.tif", "--model", "{model}"], "does not exist"),
+        (["upscale", str(LANDSAT7_OLINDA), "--model", "{model}"], "expects 4 band(s)"),
+        (["upscale", str(LANDSAT8), str(LANDSAT8), "--model", "{model}"], "is the input file"),
+        (["info", "/no/model.safetensors"], "does not exist"),
+    ],
+)
+def test_errors_are_one_line_with_exit_1(args: list[str], message: str, model_factory) -> None:
+    args = [a.replace("{model}", str(model_factory(bands=4))) for a in args]
+    result = run(*args)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("geosr: error: ") and message in lines[0], (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_errors_in_jsonl_mode_are_events_too(model_factory) -> None:
+    result = run(
+        "upscale", LANDSAT7_OLINDA, "--model", model_factory(bands=4), "--progress", "jsonl"
+    )
+    assert result.returncode == 1
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert last["event"] == "error" and "expects 4 band(s)" in last["message"]
+
+
+def test_usage_errors_exit_2() -> None:
+    for args in (["upscale"], ["upscale", "x.tif", "--chunk-size", "zero"], ["frobnicate"], []):
+        result = run(*args)
+        assert result.returncode == 2, args
+        assert result.stderr.strip().splitlines()[-1].startswith("geosr: error: ")
+
+
+def test_debug_shows_the_traceback(model_factory) -> None:
+    result = run("upscale", LANDSAT7_OLINDA, "--model", model_factory(bands=4), "--debug")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "BandMismatchError" in result.stderr
+
+
+def test_info_prints_metadata(model_factory) -> None:
+    path = model_factory(bands=None, scale=4)
+    result = run("info", path)
+    assert result.returncode == 0, result.stderr
+    assert "x4" in result.stdout and "any (band-shared network)" in result.stdout
+    as_json = json.loads(run("info", path, "--json").stdout)
+    assert as_json["band_shared"] is True and as_json["generator"]["scale"] == 4
+
+
+def _wait_for_progress(proc: subprocess.Popen) -> None:
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "progress" and json.loads(line)["done"] >= 1:
+            return
+    raise AssertionError("no progress before the child ended: " + proc.stderr.read())
+
+
+@pytest.mark.parametrize("how", ["sigterm", "stdin-eof"])
+def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Path) -> None:
+    src = crop(LANDSAT8, Window(0, 0, 384, 384))
+    out = tmp_path / "out.tif"
+    model = model_factory(bands=4, scale=4, width=16, blocks=2)
+    proc = subprocess.Popen(
+        [
+            *GEOSR,
+            "upscale",
+            str(src),
+            str(out),
+            "--model",
+            str(model),
+            "--chunk-size",
+            "32",
+            "--progress",
+            "jsonl",
+            "--exit-on-stdin-eof",
+            "--workers",
+            "1",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_progress(proc)
+        if how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            proc.stdin.close()
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130
+    assert "interrupted" in proc.stderr.read()
+    time.sleep(0.2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.tif"]
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("geosr")
+    assert script.exists()
+    result = subprocess.run(
+        [script, "--version"], capture_output=True, text=True, check=False, env=os.environ
+    )
+    assert result.returncode == 0 and result.stdout.startswith("geosr ")
