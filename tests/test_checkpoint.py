@@ -158,6 +158,8 @@ def test_loading_runs_no_code_in_a_fresh_interpreter(tmp_path: Path) -> None:
         "torch.load = boom\n"
         f"m = geosr.load_model({str(path)!r}); print(m.meta.scale)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "4"

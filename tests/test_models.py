@@ -28,7 +28,10 @@ def test_paper_architecture_layout() -> None:
     compact = geosr.build_model(bands=4, scale=4, preset="compact")
     assert len(compact.body) == 8 and compact.config.width == 32
     assert isinstance(compact.body[0].bn1, torch.nn.Identity)
-    assert sum(p.numel() for p in compact.parameters()) < sum(p.numel() for p in model.parameters()) / 3
+    assert (
+        sum(p.numel() for p in compact.parameters())
+        < sum(p.numel() for p in model.parameters()) / 3
+    )
 
 
 def test_band_shared_model_has_one_band_network() -> None:
@@ -52,7 +55,11 @@ def test_unknown_options_are_refused() -> None:
 
 @pytest.mark.parametrize(
     "config",
-    [dict(scale=4, width=8, blocks=2), dict(scale=2, width=8, blocks=3), dict(scale=8, width=8, blocks=1, skip="none")],
+    [
+        dict(scale=4, width=8, blocks=2),
+        dict(scale=2, width=8, blocks=3),
+        dict(scale=8, width=8, blocks=1, skip="none"),
+    ],
 )
 def test_receptive_radius_bounds_the_real_influence(config: dict) -> None:
     """A pixel farther than the radius never changes the output over the centre pixel, and one
@@ -70,7 +77,9 @@ def test_receptive_radius_bounds_the_real_influence(config: dict) -> None:
             bumped = x.clone()
             bumped[..., centre, centre + distance] += 5.0
             diff = (model(bumped) - base).abs()[0, 0]
-            window = diff[centre * scale : (centre + 1) * scale, centre * scale : (centre + 1) * scale]
+            window = diff[
+                centre * scale : (centre + 1) * scale, centre * scale : (centre + 1) * scale
+            ]
             return bool(window.max() > 0)
 
         assert not influences(radius)
