@@ -81,7 +81,11 @@ class TrainAlgorithm(GeosrAlgorithm):
         )
         self.add(
             QgsProcessingParameterEnum(
-                self.STAGE, tr("Stage"), options=list(STAGES), defaultValue=0
+                self.STAGE,
+                tr("Stage"),
+                options=list(STAGES),
+                defaultValue="pretrain",
+                usesStaticStrings=True,
             ),
             "'pretrain': pixel loss only, start here. 'gan': adversarial fine-tuning; set "
             "'Initial model' to the pretrained model.",
@@ -136,7 +140,7 @@ class TrainAlgorithm(GeosrAlgorithm):
         args = ["-m", "geosr.train", "--data", *sources]
         args += ["--bands", str(bands)]
         args += ["--scale", str(self.parameterAsInt(parameters, self.SCALE, context))]
-        args += ["--stage", STAGES[self.parameterAsEnum(parameters, self.STAGE, context)]]
+        args += ["--stage", self.parameterAsEnumString(parameters, self.STAGE, context)]
         args += ["--steps", str(self.parameterAsInt(parameters, self.STEPS, context))]
         init = self.parameterAsFile(parameters, self.INIT, context)
         if init:

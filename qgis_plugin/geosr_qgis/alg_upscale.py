@@ -67,7 +67,11 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         )
         self.add(
             QgsProcessingParameterEnum(
-                self.DEVICE, tr("Device"), options=list(DEVICES), defaultValue=0
+                self.DEVICE,
+                tr("Device"),
+                options=list(DEVICES),
+                defaultValue="auto",
+                usesStaticStrings=True,
             ),
             "Where the network runs: 'auto' uses a CUDA GPU when geosr's PyTorch sees one and "
             "the CPU otherwise; 'cpu' and 'cuda' force one (cuda fails if there is no GPU).",
@@ -138,7 +142,7 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             args += ["--model", model]
         if not is_unset(parameters.get(self.CHUNK_SIZE)):
             args += ["--chunk-size", str(self.parameterAsInt(parameters, self.CHUNK_SIZE, context))]
-        args += ["--device", DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]]
+        args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         if bands:
             args += ["--bands", ",".join(str(band) for band in bands)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 from qgis.core import QgsProcessingException, QgsSettings
 
@@ -56,6 +57,12 @@ def child_env() -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     return env
+
+
+def neutral_cwd() -> str:
+    """A working directory for children: ``python -m``/``-c`` put it first on ``sys.path``,
+    so QGIS's current folder (a source checkout, say) must not shadow the installed geosr."""
+    return tempfile.gettempdir()
 
 
 def configured_python() -> tuple[str, str]:
@@ -117,6 +124,7 @@ def resolve_python() -> str:
             encoding="utf-8",
             errors="replace",
             env=child_env(),
+            cwd=neutral_cwd(),
             timeout=IMPORT_CHECK_TIMEOUT,
             check=False,
             **kwargs,
@@ -136,8 +144,7 @@ def resolve_python() -> str:
         reason = lines[-1] if lines else f"exit status {check.returncode}"
         raise QgsProcessingException(
             f"The Python interpreter '{python}' (from {source}) cannot import geosr "
-            f"({reason}). Install geosr in that environment ('{python} -m pip install geosr'), "
-            "or point the plugin at another one: " + _HOW_TO_FIX
+            f"({reason}). Install geosr there ('{python} -m pip install geosr'), or: " + _HOW_TO_FIX
         )
     _checked.add(key)
     return python

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from .environment import child_env
+from .environment import child_env, neutral_cwd
 
 #: Seconds between a cancel check and the next (the queue poll timeout).
 POLL_INTERVAL = 0.1
@@ -268,6 +268,7 @@ def run_geosr(
             encoding="utf-8",
             errors="replace",
             env=child_env(),
+            cwd=neutral_cwd(),
             **kwargs,
         )
     except OSError as error:

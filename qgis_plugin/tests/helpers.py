@@ -1,0 +1,182 @@
+"""Helpers for the plugin tests: paths, child processes, /proc scans, qgis_process runs.
+
+Run with the system Python (QGIS's own interpreter) from a venv made with
+``--system-site-packages`` that holds only pytest and pytest-qgis; ``qgis_plugin/run_tests.sh``
+sets everything up. geosr itself is never imported here: it runs in ``GEOSR_PYTHON``.
+
+Where QGIS or geosr's interpreter is missing the tests skip with the reason, except under
+``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+PLUGIN_PARENT = HERE.parent  # QGIS_PLUGINPATH: the folder that contains geosr_qgis/
+REPO = PLUGIN_PARENT.parent
+DATA = Path(os.environ.get("GEOSR_SHARED_DATA", REPO.parent / "shared" / "data"))
+LANDSAT8 = DATA / "landsat8_lc80200392015216" / "LC08_020039_20150804_B2B3B4B5_30m.tif"
+RGB_BYTE = DATA / "landsat7_rgb_byte" / "RGB.byte.tif"
+QGIS_PROCESS = os.environ.get("QGIS_PROCESS", "/usr/bin/qgis_process.bin")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+ALGORITHM_IDS = ("geosr:upscale", "geosr:train", "geosr:evaluate")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip the test when ``condition`` is false; fail it instead under CI."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+def geosr_python_path() -> str:
+    return os.environ.get("GEOSR_PYTHON") or str(REPO / ".venv" / "bin" / "python")
+
+
+def child_env(**extra: str | None) -> dict[str, str]:
+    """The environment for a child, with ``extra`` set (a value of None removes the name)."""
+    env = dict(os.environ)
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+# ---------------------------------------------------------------- processes
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def geosr_children(marker: str) -> list[int]:
+    """PIDs of live geosr children whose command line contains ``marker`` (found via /proc).
+
+    qgis_process itself (whose ``--OUTPUT=`` also holds the marker) and this process are left
+    out, so what remains are the processes the plugin started.
+    """
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        args = cmdline(int(entry.name))
+        if not args or os.path.basename(args[0]).startswith("qgis_process"):
+            continue
+        if any(marker in arg for arg in args) and not is_zombie(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not is_zombie(pid)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def leftovers(output: Path) -> list[Path]:
+    """The output and any temporary sibling a run may have left (``.STEM.*``)."""
+    found = [output] if output.exists() else []
+    found += sorted(output.parent.glob(f".{output.stem}.*"))
+    return found
+
+
+def qgis_process(env: dict[str, str], *args: str, timeout: float = 300):
+    """Run qgis_process.bin; return the CompletedProcess (text)."""
+    return subprocess.run(
+        [QGIS_PROCESS, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def run_json(env: dict[str, str], algorithm: str, **parameters) -> tuple[int, dict, str]:
+    """``qgis_process.bin --json run ALG --NAME=value ...``: (exit code, JSON or {}, stderr)."""
+    args = ["--json", "run", algorithm] + [f"--{key}={value}" for key, value in parameters.items()]
+    done = qgis_process(env, *args)
+    try:
+        result = json.loads(done.stdout)
+    except ValueError:
+        result = {}
+    return done.returncode, result, done.stderr
+
+
+_FEATURES: dict[str, bool] = {}
+
+
+def geosr_has(*names: str) -> bool:
+    """Whether ``from geosr import NAME`` works in geosr's interpreter for every name.
+
+    Used in ``skipif`` marks for the parts of geosr that are built in parallel (issue 3:
+    ``geosr.train``, ``geosr.evaluate``); checked once, in one child.
+    """
+    if not _FEATURES:
+        wanted = ("train", "evaluate")
+        script = (
+            "import importlib, json, geosr\n"
+            "found = {}\n"
+            f"for name in {wanted!r}:\n"
+            "    try:\n"
+            "        importlib.import_module('geosr.' + name)\n"
+            "        found[name] = True\n"
+            "    except ImportError:\n"
+            "        found[name] = hasattr(geosr, name)\n"
+            "print(json.dumps(found))\n"
+        )
+        try:
+            done = subprocess.run(
+                [geosr_python_path(), "-c", script],
+                capture_output=True,
+                text=True,
+                cwd="/",
+                timeout=300,
+                check=False,
+            )
+            _FEATURES.update(json.loads(done.stdout.strip().splitlines()[-1]))
+        except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+            _FEATURES.update(dict.fromkeys(wanted, False))
+    return all(_FEATURES.get(name, False) for name in names)
+
+
+def copy(path: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(path, folder / path.name))

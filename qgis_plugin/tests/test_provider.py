@@ -1,0 +1,235 @@
+"""Unit tests of the provider, its algorithms and parameter definitions (pytest-qgis, in process)."""
+
+from __future__ import annotations
+
+import os
+
+import geosr_qgis
+import pytest
+from geosr_qgis import environment
+from geosr_qgis.alg_evaluate import EvaluateAlgorithm
+from geosr_qgis.alg_train import TrainAlgorithm
+from geosr_qgis.alg_upscale import UpscaleAlgorithm
+from geosr_qgis.provider import GeosrProvider
+from helpers import ALGORITHM_IDS, PLUGIN_PARENT
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsSettings,
+)
+
+EXPECTED_PARAMETERS = {
+    "geosr:upscale": {
+        "INPUT": QgsProcessingParameterRasterLayer,
+        "MODEL": QgsProcessingParameterFile,
+        "DEVICE": QgsProcessingParameterEnum,
+        "CHUNK_SIZE": QgsProcessingParameterNumber,
+        "BANDS": QgsProcessingParameterBand,
+        "COG": QgsProcessingParameterBoolean,
+        "OUTPUT": QgsProcessingParameterRasterDestination,
+    },
+    "geosr:train": {
+        "INPUT": QgsProcessingParameterMultipleLayers,
+        "BANDS": QgsProcessingParameterNumber,
+        "SCALE": QgsProcessingParameterNumber,
+        "STAGE": QgsProcessingParameterEnum,
+        "STEPS": QgsProcessingParameterNumber,
+        "INIT": QgsProcessingParameterFile,
+        "OUTPUT": QgsProcessingParameterFileDestination,
+    },
+    "geosr:evaluate": {
+        "INPUT": QgsProcessingParameterMultipleLayers,
+        "MODEL": QgsProcessingParameterFile,
+        "SCALE": QgsProcessingParameterNumber,
+        "OUTPUT_HTML": QgsProcessingParameterFileDestination,
+        "OUTPUT_JSON": QgsProcessingParameterFileDestination,
+    },
+}
+
+
+@pytest.fixture()
+def provider(qgis_processing):
+    """The plugin loaded as QGIS desktop loads it: classFactory(iface).initGui()."""
+    registry = QgsApplication.processingRegistry()
+    plugin = geosr_qgis.classFactory(None)
+    plugin.initGui()
+    assert plugin.provider is not None
+    yield registry.providerById("geosr")
+    plugin.unload()
+    assert registry.providerById("geosr") is None
+
+
+@pytest.fixture()
+def no_interpreter(monkeypatch):
+    """Neither the provider setting nor GEOSR_PYTHON is set (restored afterwards)."""
+    settings = QgsSettings()
+    saved = settings.value(environment.SETTING_QNAME, None)
+    settings.remove(environment.SETTING_QNAME)
+    monkeypatch.delenv("GEOSR_PYTHON", raising=False)
+    yield settings
+    if saved is None:
+        settings.remove(environment.SETTING_QNAME)
+    else:
+        settings.setValue(environment.SETTING_QNAME, saved)
+
+
+def test_metadata_declares_a_processing_provider():
+    text = (PLUGIN_PARENT / "geosr_qgis" / "metadata.txt").read_text()
+    fields = dict(
+        line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != " "
+    )
+    assert fields["hasProcessingProvider"] == "yes"
+    assert fields["qgisMinimumVersion"] == "3.22"
+    for key in ("name", "version", "about", "tracker", "repository", "homepage", "icon"):
+        assert fields.get(key), key
+    assert (PLUGIN_PARENT / "geosr_qgis" / fields["icon"]).is_file()
+
+
+def test_provider_lists_three_algorithms(provider):
+    assert provider.id() == "geosr"
+    assert provider.name() == "geosr"
+    assert not provider.icon().isNull()
+    assert os.path.isfile(provider.svgIconPath())
+    ids = sorted(algorithm.id() for algorithm in provider.algorithms())
+    assert ids == sorted(ALGORITHM_IDS)
+    for algorithm in provider.algorithms():
+        assert algorithm.group() == "Super-resolution"
+        assert algorithm.groupId() == "superresolution"
+        assert not algorithm.icon().isNull()
+        assert len(algorithm.shortHelpString()) > 200
+        assert algorithm.displayName()
+
+
+def test_setting_registered_under_providers_geosr(provider):
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    setting = ProcessingConfig.settings[environment.SETTING_KEY]
+    assert setting.group == "geosr"  # the group shown under Options > Processing > Providers
+
+
+@pytest.mark.parametrize("algorithm_id", ALGORITHM_IDS)
+def test_parameters_declared_with_help(provider, algorithm_id):
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
+    definitions = {p.name(): p for p in algorithm.parameterDefinitions()}
+    expected = EXPECTED_PARAMETERS[algorithm_id]
+    assert set(definitions) == set(expected)
+    for name, kind in expected.items():
+        assert isinstance(definitions[name], kind), name
+        assert definitions[name].help(), f"{algorithm_id} {name} has no help"
+        assert definitions[name].help() in algorithm.shortHelpString()
+        # the parameter name is a class constant, used everywhere instead of the string
+        assert getattr(type(algorithm), name) == name
+
+
+def test_upscale_parameter_details(provider):
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("geosr:upscale")
+    model = algorithm.parameterDefinition("MODEL")
+    assert model.flags() & QgsProcessingParameterDefinition.FlagOptional
+    assert model.extension() == "safetensors"
+    device = algorithm.parameterDefinition("DEVICE")
+    assert device.options() == ["auto", "cpu", "cuda"]
+    assert device.defaultValue() == "auto"
+    assert device.usesStaticStrings()
+    chunk = algorithm.parameterDefinition("CHUNK_SIZE")
+    assert chunk.flags() & QgsProcessingParameterDefinition.FlagOptional
+    assert chunk.dataType() == QgsProcessingParameterNumber.Integer
+    assert algorithm.parameterDefinition("BANDS").parentLayerParameterName() == "INPUT"
+    output = algorithm.parameterDefinition("OUTPUT")
+    assert output.defaultFileExtension() == "tif"
+    assert output.supportedOutputRasterLayerExtensions() == ["tif"]
+
+
+def test_train_and_evaluate_parameter_details(provider):
+    registry = QgsApplication.processingRegistry()
+    train = registry.createAlgorithmById("geosr:train")
+    assert train.parameterDefinition("STAGE").options() == ["pretrain", "gan"]
+    assert train.parameterDefinition("SCALE").defaultValue() == 4
+    assert "safetensors" in train.parameterDefinition("OUTPUT").fileFilter()
+    evaluate = registry.createAlgorithmById("geosr:evaluate")
+    assert "html" in evaluate.parameterDefinition("OUTPUT_HTML").fileFilter()
+    assert "json" in evaluate.parameterDefinition("OUTPUT_JSON").fileFilter()
+    assert [o.name() for o in evaluate.outputDefinitions()] == [
+        "OUTPUT_HTML",
+        "OUTPUT_JSON",
+        "FIGURE",
+    ]
+
+
+def test_duplicate_provider_is_not_kept(provider):
+    """addProvider() deletes a duplicate; the second plugin instance must not keep it."""
+    second = geosr_qgis.classFactory(None)
+    second.initProcessing()
+    assert second.provider is None
+    second.unload()  # must not touch the deleted C++ object
+    assert QgsApplication.processingRegistry().providerById("geosr") is not None
+
+
+def test_missing_interpreter_names_what_to_set(no_interpreter):
+    with pytest.raises(QgsProcessingException) as raised:
+        environment.resolve_python()
+    message = str(raised.value)
+    assert "GEOSR_PYTHON" in message
+    assert "Settings \u203a Options \u203a Processing \u203a Providers \u203a geosr" in message
+
+
+def test_setting_wins_over_environment(no_interpreter, monkeypatch, tmp_path):
+    monkeypatch.setenv("GEOSR_PYTHON", "/usr/bin/python3")
+    assert environment.configured_python()[0] == "/usr/bin/python3"
+    missing = str(tmp_path / "no-such-python")
+    no_interpreter.setValue(environment.SETTING_QNAME, missing)
+    value, source = environment.configured_python()
+    assert value == missing
+    assert "provider setting" in source
+    with pytest.raises(QgsProcessingException, match="is not an executable file"):
+        environment.resolve_python()
+
+
+def test_interpreter_without_geosr_is_refused(no_interpreter, monkeypatch, tmp_path):
+    # QGIS's own Python has no geosr: the check runs in a neutral folder, so a source
+    # checkout in the current folder cannot make the import succeed by accident.
+    monkeypatch.setenv("GEOSR_PYTHON", "/usr/bin/python3")
+    monkeypatch.chdir(PLUGIN_PARENT.parent)
+    with pytest.raises(QgsProcessingException) as raised:
+        environment.resolve_python()
+    message = str(raised.value)
+    assert "cannot import geosr" in message
+    assert "GEOSR_PYTHON" in message
+    assert "Traceback" not in message
+
+
+def test_child_environment_is_scrubbed(monkeypatch):
+    for name in environment.SCRUBBED_ENV_VARS:
+        monkeypatch.setenv(name, "/from/qgis")
+    env = environment.child_env()
+    assert not set(environment.SCRUBBED_ENV_VARS) & set(env)
+    assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_output_equal_to_input_is_refused_before_any_child(provider, scenes, no_interpreter):
+    """Refused before the interpreter is even looked up (none is configured here)."""
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("geosr:upscale")
+    parameters = {"INPUT": str(scenes["rgb"]), "OUTPUT": str(scenes["rgb"])}
+    context = QgsProcessingContext()
+    before = scenes["rgb"].read_bytes()
+    with pytest.raises(QgsProcessingException, match="is the input raster"):
+        algorithm.processAlgorithm(parameters, context, QgsProcessingFeedback())
+    assert scenes["rgb"].read_bytes() == before
+
+
+def test_algorithm_classes_have_constants():
+    assert UpscaleAlgorithm.OUTPUT == "OUTPUT"
+    assert TrainAlgorithm.STAGE == "STAGE"
+    assert EvaluateAlgorithm.OUTPUT_JSON == "OUTPUT_JSON"
+    assert isinstance(GeosrProvider().longName(), str)

@@ -1,0 +1,157 @@
+"""The plugin in real QGIS through ``qgis_process.bin``: enable, list, run, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import ALGORITHM_IDS, leftovers, qgis_process, run_json
+
+
+@pytest.fixture(scope="module")
+def listing(qgis_env):
+    return qgis_process(qgis_env, "list")
+
+
+def test_list_contains_the_three_algorithms(listing):
+    # A plugin that fails to import still lets `list` exit 0: check the ids themselves.
+    assert listing.returncode == 0, listing.stderr
+    assert "error loading plugin" not in listing.stderr, listing.stderr
+    for algorithm_id in ALGORITHM_IDS:
+        assert algorithm_id in listing.stdout, listing.stdout[-2000:] + listing.stderr
+
+
+def assert_same_georeference(gdal, source, output, scale):
+    """The output covers the input's exact footprint with pixels ``scale`` times smaller."""
+    src, out = gdal.Open(str(source)), gdal.Open(str(output))
+    assert out.GetDriver().ShortName == "GTiff"
+    assert (out.RasterXSize, out.RasterYSize) == (src.RasterXSize * scale, src.RasterYSize * scale)
+    assert out.RasterCount == src.RasterCount
+    from osgeo import osr
+
+    src_srs, out_srs = osr.SpatialReference(src.GetProjection()), osr.SpatialReference()
+    out_srs.ImportFromWkt(out.GetProjection())
+    assert src_srs.IsSame(out_srs), (src.GetProjection(), out.GetProjection())
+    sx0, sdx, srx, sy0, sry, sdy = src.GetGeoTransform()
+    ox0, odx, orx, oy0, ory, ody = out.GetGeoTransform()
+    assert (srx, sry) == (0, 0) and (orx, ory) == (0, 0)
+    assert (ox0, oy0) == pytest.approx((sx0, sy0), abs=1e-6 * abs(sdx))
+    assert (odx, ody) == pytest.approx((sdx / scale, sdy / scale), rel=1e-12)
+    src_bounds = (sx0, sy0 + sdy * src.RasterYSize, sx0 + sdx * src.RasterXSize, sy0)
+    out_bounds = (ox0, oy0 + ody * out.RasterYSize, ox0 + odx * out.RasterXSize, oy0)
+    assert out_bounds == pytest.approx(src_bounds, abs=1e-6 * abs(sdx))
+    for index in range(1, src.RasterCount + 1):
+        src_band, out_band = src.GetRasterBand(index), out.GetRasterBand(index)
+        assert out_band.DataType == src_band.DataType
+        assert out_band.GetNoDataValue() == src_band.GetNoDataValue()
+    return src, out
+
+
+def test_upscale_keeps_georeference_of_a_landsat8_scene(qgis_env, scenes, models, gdal, work):
+    """4 bands, uint16, no nodata, EPSG:32616 at 30 m -> 15 m."""
+    output = work / "landsat8_x2.tif"
+    code, result, stderr = run_json(
+        qgis_env,
+        "geosr:upscale",
+        INPUT=scenes["landsat8"],
+        MODEL=models["bands4"],
+        CHUNK_SIZE=64,
+        DEVICE="cpu",
+        OUTPUT=output,
+    )
+    assert code == 0, stderr
+    assert result["results"]["OUTPUT"] == str(output)
+    _src, out = assert_same_georeference(gdal, scenes["landsat8"], output, 2)
+    assert out.GetRasterBand(1).DataType == gdal.GDT_UInt16
+    assert out.GetRasterBand(1).GetNoDataValue() is None
+    assert out.GetRasterBand(1).ComputeRasterMinMax(False)[1] > 0
+    log = "\n".join(result["log"]["info"])
+    assert "geosr finished" in log
+    assert leftovers(output) == [output]
+
+
+def test_upscale_keeps_nodata_of_a_byte_scene(qgis_env, scenes, models, gdal, work):
+    """3 bands, uint8, nodata 0 (a quarter of the crop is fill), band-shared model."""
+    output = work / "rgb_x2.tif"
+    code, _result, stderr = run_json(
+        qgis_env,
+        "geosr:upscale",
+        INPUT=scenes["rgb"],
+        MODEL=models["shared"],
+        CHUNK_SIZE=64,
+        OUTPUT=output,
+    )
+    assert code == 0, stderr
+    src, out = assert_same_georeference(gdal, scenes["rgb"], output, 2)
+    assert out.GetRasterBand(1).DataType == gdal.GDT_Byte
+    assert out.GetRasterBand(1).GetNoDataValue() == 0
+    # fill stays fill: the crop's nodata corner (top left) is nodata in the output too
+    assert src.GetRasterBand(1).ReadAsArray(0, 0, 4, 4).max() == 0
+    assert out.GetRasterBand(1).ReadAsArray(0, 0, 8, 8).max() == 0
+
+
+def assert_clean_failure(code, result, stderr, *needles):
+    assert code != 0
+    assert "Traceback" not in stderr, stderr
+    for needle in needles:
+        assert needle in stderr, stderr
+
+
+def test_missing_interpreter_fails_with_what_to_set(qgis_env, scenes, models, work):
+    env = dict(qgis_env)
+    env.pop("GEOSR_PYTHON")
+    output = work / "never.tif"
+    code, result, stderr = run_json(
+        env, "geosr:upscale", INPUT=scenes["rgb"], MODEL=models["rgb3"], OUTPUT=output
+    )
+    assert_clean_failure(
+        code,
+        result,
+        stderr,
+        "GEOSR_PYTHON",
+        "Settings \u203a Options \u203a Processing \u203a Providers \u203a geosr",
+    )
+    assert not output.exists()
+
+
+def test_interpreter_without_geosr_fails_with_what_to_set(qgis_env, scenes, models, work):
+    env = dict(qgis_env, GEOSR_PYTHON="/usr/bin/python3")
+    output = work / "never.tif"
+    code, result, stderr = run_json(
+        env, "geosr:upscale", INPUT=scenes["rgb"], MODEL=models["rgb3"], OUTPUT=output
+    )
+    assert_clean_failure(code, result, stderr, "cannot import geosr", "GEOSR_PYTHON")
+    assert not output.exists()
+
+
+def test_band_mismatch_fails_with_the_childs_one_line_error(qgis_env, scenes, models, work):
+    """A 4-band model on a 3-band raster: geosr's own message, no traceback, no output."""
+    output = work / "mismatch.tif"
+    code, result, stderr = run_json(
+        qgis_env, "geosr:upscale", INPUT=scenes["rgb"], MODEL=models["bands4"], OUTPUT=output
+    )
+    assert_clean_failure(code, result, stderr, "geosr upscale failed:", "4 band")
+    assert leftovers(output) == []
+
+
+def test_output_equal_to_input_is_refused(qgis_env, scenes, models):
+    source = scenes["rgb"]
+    before = source.read_bytes()
+    code, result, stderr = run_json(
+        qgis_env, "geosr:upscale", INPUT=source, MODEL=models["rgb3"], OUTPUT=source
+    )
+    assert_clean_failure(code, result, stderr, "is the input raster")
+    assert source.read_bytes() == before
+
+
+def test_missing_model_file_fails_cleanly(qgis_env, scenes, work):
+    output = work / "nomodel.tif"
+    code, _result, stderr = run_json(
+        qgis_env,
+        "geosr:upscale",
+        INPUT=scenes["rgb"],
+        MODEL=work / "no-such-model.safetensors",
+        OUTPUT=output,
+    )
+    assert code != 0
+    assert "Traceback" not in stderr, stderr
+    assert "no-such-model" in stderr, stderr
+    assert leftovers(output) == []
