@@ -1,0 +1,143 @@
+"""Build the installable plugin zip: ``dist/geosr_qgis-<version>.zip``.
+
+The zip holds one top-level folder, ``geosr_qgis/``, as QGIS's Plugins > Install from ZIP
+expects. ``metadata.txt`` is checked first: every field the QGIS plugin repository requires
+must be there, and ``hasProcessingProvider=yes``. The archive is reproducible (sorted entries,
+fixed timestamps), so the same sources give the same bytes.
+
+Usage (from anywhere; plain Python 3, no QGIS needed)::
+
+    python qgis_plugin/build_zip.py [--out-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PLUGIN = HERE / "geosr_qgis"
+REPO = HERE.parent
+REQUIRED = (
+    "name",
+    "qgisMinimumVersion",
+    "description",
+    "about",
+    "version",
+    "author",
+    "email",
+    "repository",
+    "tracker",
+    "homepage",
+    "changelog",
+    "icon",
+    "hasProcessingProvider",
+)
+EXCLUDED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".orig", ".rej", ".swp"}
+EXTRA_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md")  # from the repo root, if present
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+class BuildError(Exception):
+    """The plugin folder cannot be packaged as it is."""
+
+
+def read_metadata(path: Path = PLUGIN / "metadata.txt") -> dict[str, str]:
+    """Return metadata.txt's ``[general]`` section, checked for the required fields."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # keys are case-sensitive (qgisMinimumVersion)
+    parser.read(path, encoding="utf-8")
+    if not parser.has_section("general"):
+        raise BuildError(f"{path} has no [general] section")
+    meta = dict(parser["general"])
+    missing = [key for key in REQUIRED if not meta.get(key, "").strip()]
+    if missing:
+        raise BuildError(f"{path} lacks required field(s): {', '.join(missing)}")
+    if meta["hasProcessingProvider"].strip().lower() != "yes":
+        raise BuildError(f"{path}: hasProcessingProvider must be 'yes'")
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?([-.\w]*)", meta["version"].strip()):
+        raise BuildError(f"{path}: version {meta['version']!r} is not like 1.2.3")
+    if not (path.parent / meta["icon"].strip()).is_file():
+        raise BuildError(f"{path}: icon {meta['icon']!r} does not exist")
+    return meta
+
+
+def project_version() -> str | None:
+    """geosr's version from the repo's pyproject.toml, if there is one."""
+    pyproject = REPO / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    match = re.search(r'(?m)^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"))
+    return match.group(1) if match else None
+
+
+def plugin_files() -> list[Path]:
+    """The files that go into the zip, sorted."""
+    files = []
+    for path in sorted(PLUGIN.rglob("*")):
+        relative = path.relative_to(PLUGIN)
+        if any(part in EXCLUDED_DIRS or part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_file() and path.suffix not in EXCLUDED_SUFFIXES:
+            files.append(path)
+    return files
+
+
+def build(out_dir: Path) -> Path:
+    """Write ``out_dir/geosr_qgis-<version>.zip`` and return its path."""
+    meta = read_metadata()
+    version = meta["version"].strip()
+    geosr_version = project_version()
+    if geosr_version and geosr_version != version:
+        print(
+            f"build_zip: note: plugin version {version} differs from geosr's {geosr_version}",
+            file=sys.stderr,
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{PLUGIN.name}-{version}.zip"
+    entries = [
+        (path, f"{PLUGIN.name}/{path.relative_to(PLUGIN).as_posix()}") for path in plugin_files()
+    ]
+    for name in EXTRA_FILES:
+        if (REPO / name).is_file() and not (PLUGIN / name).exists():
+            entries.append((REPO / name, f"{PLUGIN.name}/{name}"))
+    partial = target.with_name(target.name + ".part")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for source, arcname in sorted(entries, key=lambda entry: entry[1]):
+            info = zipfile.ZipInfo(arcname, date_time=FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, source.read_bytes())
+    partial.replace(target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the geosr QGIS plugin zip.")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=REPO / "dist",
+        help="folder for geosr_qgis-<version>.zip (default: dist/ in the repo)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        target = build(args.out_dir)
+    except BuildError as error:
+        print(f"build_zip: error: {error}", file=sys.stderr)
+        return 1
+    with zipfile.ZipFile(target) as archive:
+        count = len(archive.namelist())
+    print(
+        f"{target} ({count} files) - install with Plugins > Manage and Install Plugins > Install from ZIP"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

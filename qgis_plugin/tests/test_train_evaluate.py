@@ -1,0 +1,130 @@
+"""geosr:train and geosr:evaluate through qgis_process: listed, bad input, end to end.
+
+The end-to-end runs need ``python -m geosr.train`` and ``geosr evaluate`` (issue 3); until
+those exist in geosr's interpreter they are skipped with that reason (also under CI: the
+plugin side is complete, the CLI it drives is not there yet).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import geosr_has, leftovers, run_json
+
+
+def assert_clean_failure(code, stderr, *needles):
+    assert code != 0
+    assert "Traceback" not in stderr, stderr
+    for needle in needles:
+        assert needle in stderr, stderr
+
+
+@pytest.mark.parametrize("algorithm_id", ["geosr:train", "geosr:evaluate"])
+def test_missing_interpreter_fails_with_what_to_set(qgis_env, scenes, work, algorithm_id):
+    env = dict(qgis_env)
+    env.pop("GEOSR_PYTHON")
+    outputs = (
+        {"OUTPUT": work / "never.safetensors"}
+        if algorithm_id == "geosr:train"
+        else {"OUTPUT_HTML": work / "never.html", "OUTPUT_JSON": work / "never.json"}
+    )
+    code, _, stderr = run_json(env, algorithm_id, INPUT=scenes["landsat8"], **outputs)
+    assert_clean_failure(code, stderr, "GEOSR_PYTHON", "Providers \u203a geosr")
+    for path in outputs.values():
+        assert not path.exists()
+
+
+def test_evaluate_refuses_html_equal_to_json(qgis_env, scenes, models, work):
+    report = work / "same.html"
+    code, _, stderr = run_json(
+        qgis_env,
+        "geosr:evaluate",
+        INPUT=scenes["landsat8"],
+        MODEL=models["bands4"],
+        SCALE=2,
+        OUTPUT_HTML=report,
+        OUTPUT_JSON=report,
+    )
+    assert_clean_failure(code, stderr, "must differ")
+    assert not report.exists()
+
+
+def test_train_rejects_a_non_raster_input(qgis_env, models, work):
+    code, _, stderr = run_json(
+        qgis_env, "geosr:train", INPUT=models["bands4"], OUTPUT=work / "x.safetensors"
+    )
+    assert code != 0
+    assert "Traceback" not in stderr, stderr
+
+
+@pytest.mark.skipif(
+    not geosr_has("train"), reason="geosr.train is not importable in GEOSR_PYTHON yet (issue 3)"
+)
+def test_train_writes_a_model_that_upscale_accepts(qgis_env, scenes, gdal, work):
+    model = work / "trained.safetensors"
+    code, result, stderr = run_json(
+        qgis_env,
+        "geosr:train",
+        INPUT=scenes["landsat8_large"],
+        SCALE=2,
+        STAGE="pretrain",
+        STEPS=2,
+        OUTPUT=model,
+    )
+    assert code == 0, stderr
+    assert result["results"]["OUTPUT"] == str(model)
+    assert model.is_file() and model.stat().st_size > 0
+    assert not list(work.glob(".geosr-train-*")), "the training folder was left behind"
+    output = work / "with_trained.tif"
+    code, _, stderr = run_json(
+        qgis_env,
+        "geosr:upscale",
+        INPUT=scenes["landsat8"],
+        MODEL=model,
+        CHUNK_SIZE=64,
+        OUTPUT=output,
+    )
+    assert code == 0, stderr
+    assert gdal.Open(str(output)).RasterXSize == 2 * gdal.Open(str(scenes["landsat8"])).RasterXSize
+
+
+@pytest.mark.skipif(
+    not geosr_has("evaluate"),
+    reason="geosr.evaluate is not importable in GEOSR_PYTHON yet (issue 3)",
+)
+def test_evaluate_writes_html_json_and_figure(qgis_env, scenes, models, work):
+    html, report = work / "report.html", work / "report.json"
+    code, result, stderr = run_json(
+        qgis_env,
+        "geosr:evaluate",
+        INPUT=scenes["landsat8"],
+        MODEL=models["bands4"],
+        SCALE=2,
+        OUTPUT_HTML=html,
+        OUTPUT_JSON=report,
+    )
+    assert code == 0, stderr
+    figure = work / "report.png"
+    assert result["results"]["FIGURE"] == str(figure)
+    assert html.stat().st_size > 0 and figure.stat().st_size > 0
+    assert json.loads(report.read_text())
+
+
+@pytest.mark.skipif(
+    not geosr_has("evaluate"),
+    reason="geosr.evaluate is not importable in GEOSR_PYTHON yet (issue 3)",
+)
+def test_evaluate_band_mismatch_fails_cleanly(qgis_env, scenes, models, work):
+    html, report = work / "bad.html", work / "bad.json"
+    code, _, stderr = run_json(
+        qgis_env,
+        "geosr:evaluate",
+        INPUT=scenes["rgb"],
+        MODEL=models["bands4"],
+        SCALE=2,
+        OUTPUT_HTML=html,
+        OUTPUT_JSON=report,
+    )
+    assert_clean_failure(code, stderr, "geosr evaluate failed:")
+    assert leftovers(html) == [] and leftovers(report) == []
