@@ -372,6 +372,18 @@ class TrainPatches(Dataset[PatchSample]):
         return self.catalog.build(*self.locate(index))
 
 
+def collate_samples(samples: Sequence[PatchSample]) -> PatchSample:
+    """Stack samples into a batch with numpy, in the calling process.
+
+    The same result as the DataLoader's default collate; in the main process (no workers)
+    ``torch.stack`` runs multi-threaded and costs ~20 ms a batch on a shared 2-core CPU,
+    ``numpy.stack`` under a millisecond. Workers keep the default, which writes straight into
+    shared memory.
+    """
+    columns = zip(*samples, strict=True)
+    return PatchSample(*(torch.from_numpy(np.stack([t.numpy() for t in col])) for col in columns))
+
+
 class _StreamSampler(Sampler[int]):
     """Endless sample indices: global batch ``b`` of rank ``r`` holds indices
     ``[(b * world + r) * batch, ... + batch)``, so ranks never share a sample."""
@@ -435,6 +447,7 @@ class BatchStream:
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=False,
+            collate_fn=collate_samples if self.num_workers == 0 else None,
             # the loader draws a base seed at every iter(); giving it its own generator keeps
             # it from consuming the global torch RNG (which would shift model init, dropout...)
             generator=torch.Generator().manual_seed(self.dataset.seed % 2**63),
