@@ -8,15 +8,17 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
 )
 
 from .algorithm import GeosrAlgorithm, raster_path, same_file, tr
 from .environment import resolve_python
 from .runner import run_geosr
+
+SCALES = ("2", "4", "8")
 
 
 class EvaluateAlgorithm(GeosrAlgorithm):
@@ -64,15 +66,15 @@ class EvaluateAlgorithm(GeosrAlgorithm):
             "The geosr model to evaluate (.safetensors). Empty: the model bundled with geosr.",
         )
         self.add(
-            QgsProcessingParameterNumber(
+            QgsProcessingParameterEnum(
                 self.SCALE,
                 tr("Scale factor"),
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=4,
-                minValue=2,
-                maxValue=8,
+                options=list(SCALES),
+                defaultValue="4",
+                usesStaticStrings=True,
             ),
-            "The model's scale factor: the rasters are downsampled by it before restoring.",
+            "The model's scale factor (2, 4 or 8): the rasters are downsampled by it before "
+            "they are restored.",
         )
         self.add(
             QgsProcessingParameterFileDestination(
@@ -112,7 +114,7 @@ class EvaluateAlgorithm(GeosrAlgorithm):
 
         model = self.parameterAsFile(parameters, self.MODEL, context) or "default"
         args = ["-m", "geosr", "evaluate", "--model", model]
-        args += ["--scale", str(self.parameterAsInt(parameters, self.SCALE, context))]
+        args += ["--scale", self.parameterAsEnumString(parameters, self.SCALE, context)]
         args += sources
         args += ["--json", report, "--figure", figure, "--html", html, "--progress", "jsonl"]
 

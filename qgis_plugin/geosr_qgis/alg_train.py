@@ -21,6 +21,8 @@ from .environment import resolve_python
 from .runner import run_geosr
 
 STAGES = ("pretrain", "gan")
+SCALES = ("2", "4", "8")
+DEVICES = ("auto", "cpu", "cuda")
 MODEL_EXTENSION = ".safetensors"
 
 
@@ -33,6 +35,9 @@ class TrainAlgorithm(GeosrAlgorithm):
     STAGE = "STAGE"
     STEPS = "STEPS"
     INIT = "INIT"
+    DEVICE = "DEVICE"
+    BATCH_SIZE = "BATCH_SIZE"
+    PATCH_SIZE = "PATCH_SIZE"
     OUTPUT = "OUTPUT"
 
     NAME = "train"
@@ -66,18 +71,20 @@ class TrainAlgorithm(GeosrAlgorithm):
                 optional=True,
                 minValue=1,
             ),
-            "Number of bands the model takes. Empty: the band count of the first training raster.",
+            "Number of bands of a multiband model (it then accepts only rasters with that "
+            "many bands, and learns from the relations between them). Empty: a band-shared "
+            "model that processes each band alone and so accepts any band count.",
         )
         self.add(
-            QgsProcessingParameterNumber(
+            QgsProcessingParameterEnum(
                 self.SCALE,
                 tr("Scale factor"),
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=4,
-                minValue=2,
-                maxValue=8,
+                options=list(SCALES),
+                defaultValue="4",
+                usesStaticStrings=True,
             ),
-            "How many times smaller the output pixels are (2: 30 m to 15 m; 4: 30 m to 7.5 m).",
+            "How many times smaller the output pixels are: 2, 4 or 8 (x2: 30 m to 15 m; "
+            "x4: 30 m to 7.5 m).",
         )
         self.add(
             QgsProcessingParameterEnum(
@@ -112,6 +119,42 @@ class TrainAlgorithm(GeosrAlgorithm):
             "the model from 'pretrain').",
         )
         self.add(
+            QgsProcessingParameterEnum(
+                self.DEVICE,
+                tr("Device"),
+                options=list(DEVICES),
+                defaultValue="auto",
+                usesStaticStrings=True,
+            ),
+            "Where training runs: 'auto' uses a CUDA GPU when geosr's PyTorch sees one and the "
+            "CPU otherwise; 'cpu' and 'cuda' force one.",
+            advanced=True,
+        )
+        self.add(
+            QgsProcessingParameterNumber(
+                self.BATCH_SIZE,
+                tr("Batch size (patches per step)"),
+                type=QgsProcessingParameterNumber.Integer,
+                optional=True,
+                minValue=1,
+            ),
+            "Patches per optimisation step. Smaller needs less memory. Empty: geosr's default "
+            "(16).",
+            advanced=True,
+        )
+        self.add(
+            QgsProcessingParameterNumber(
+                self.PATCH_SIZE,
+                tr("Patch size (high-resolution pixels)"),
+                type=QgsProcessingParameterNumber.Integer,
+                optional=True,
+                minValue=8,
+            ),
+            "Side of the training patches, in pixels of the training rasters. Empty: geosr's "
+            "default (96).",
+            advanced=True,
+        )
+        self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT,
                 tr("Trained model"),
@@ -126,10 +169,6 @@ class TrainAlgorithm(GeosrAlgorithm):
         if not layers:
             raise QgsProcessingException(tr("Choose at least one training raster."))
         sources = [raster_path(layer, tr("Training raster")) for layer in layers]
-        if is_unset(parameters.get(self.BANDS)):
-            bands = layers[0].bandCount()
-        else:
-            bands = self.parameterAsInt(parameters, self.BANDS, context)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if not output:
             raise QgsProcessingException(tr("No output model file was given."))
@@ -138,13 +177,20 @@ class TrainAlgorithm(GeosrAlgorithm):
             output += MODEL_EXTENSION
 
         args = ["-m", "geosr.train", "--data", *sources]
-        args += ["--bands", str(bands)]
-        args += ["--scale", str(self.parameterAsInt(parameters, self.SCALE, context))]
         args += ["--stage", self.parameterAsEnumString(parameters, self.STAGE, context)]
+        args += ["--scale", self.parameterAsEnumString(parameters, self.SCALE, context)]
         args += ["--steps", str(self.parameterAsInt(parameters, self.STEPS, context))]
+        for name, flag in (
+            (self.BANDS, "--bands"),
+            (self.BATCH_SIZE, "--batch-size"),
+            (self.PATCH_SIZE, "--patch"),
+        ):
+            if not is_unset(parameters.get(name)):
+                args += [flag, str(self.parameterAsInt(parameters, name, context))]
         init = self.parameterAsFile(parameters, self.INIT, context)
         if init:
             args += ["--init", init]
+        args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
 
         python = resolve_python()
         folder = os.path.dirname(output)
@@ -154,8 +200,8 @@ class TrainAlgorithm(GeosrAlgorithm):
         workdir = tempfile.mkdtemp(prefix=".geosr-train-", dir=folder)
         try:
             args += ["--out", workdir, "--progress", "jsonl"]
-            run_geosr(python, args, feedback, outputs=[output], what="geosr train")
-            best = os.path.join(workdir, "best.safetensors")
+            done = run_geosr(python, args, feedback, outputs=[output], what="geosr train")
+            best = done.get("output") or os.path.join(workdir, "best.safetensors")
             if not os.path.isfile(best):
                 raise QgsProcessingException(
                     tr("geosr train finished but wrote no best.safetensors.")

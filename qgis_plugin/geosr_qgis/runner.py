@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import shlex
 import signal
 import subprocess
@@ -38,6 +39,9 @@ KILL_GRACE = 5.0
 #: inherited them and lingers is killed after that).
 PIPE_GRACE = 5.0
 _POSIX = os.name == "posix"
+#: The one-line error geosr's commands print on stderr: "geosr: error: ...",
+#: "geosr-train: error: ...".
+_ERROR_LINE = re.compile(r"^geosr[-\w]*: error: (.*)$")
 
 
 class OutputGuard:
@@ -211,8 +215,9 @@ class GeosrRun:
         if self.error:
             return self.error
         for line in reversed(self.stderr_tail):
-            if line.startswith("geosr: error:"):
-                return line[len("geosr: error:") :].strip()
+            match = _ERROR_LINE.match(line)
+            if match:
+                return match.group(1).strip()
         if returncode < 0:
             try:
                 name = signal.Signals(-returncode).name

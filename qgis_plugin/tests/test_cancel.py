@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import QGIS_PROCESS, alive, geosr_children, leftovers, wait_until
+from helpers import QGIS_PROCESS, alive, geosr_children, geosr_has, leftovers, wait_until
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 
@@ -112,3 +112,40 @@ def test_child_exits_when_qgis_dies(qgis_env, scenes, models, work):
     )
     assert geosr_children(str(output)) == []
     assert leftovers(output) == []
+
+
+@pytest.mark.skipif(
+    not geosr_has("train"), reason="geosr.train is not importable in GEOSR_PYTHON yet (issue 3)"
+)
+def test_cancel_training_leaves_no_model_and_no_run_folder(provider, scenes, work):
+    import processing
+
+    output = work / "cancelled-model.safetensors"
+    feedback = QgsProcessingFeedback()
+    seen = {"children": []}
+
+    def on_progress(value):
+        if 0 < value < 100 and not feedback.isCanceled():
+            seen["children"] = geosr_children(str(work / ".geosr-train-"))
+            feedback.cancel()
+
+    feedback.progressChanged.connect(on_progress)
+    with pytest.raises(QgsProcessingException, match="canceled"):
+        processing.run(
+            "geosr:train",
+            {
+                "INPUT": [str(scenes["landsat8_large"])],
+                "SCALE": "2",
+                "STEPS": 1000,
+                "BATCH_SIZE": 2,
+                "PATCH_SIZE": 32,
+                "DEVICE": "cpu",
+                "OUTPUT": str(output),
+            },
+            feedback=feedback,
+        )
+    assert seen["children"], "no geosr.train child was running at the cancel"
+    for pid in seen["children"]:
+        assert not alive(pid), f"child {pid} survived the cancel"
+    assert not output.exists()
+    assert not list(work.glob(".geosr-train-*")), "the training folder was left behind"

@@ -43,16 +43,19 @@ EXPECTED_PARAMETERS = {
     "geosr:train": {
         "INPUT": QgsProcessingParameterMultipleLayers,
         "BANDS": QgsProcessingParameterNumber,
-        "SCALE": QgsProcessingParameterNumber,
+        "SCALE": QgsProcessingParameterEnum,
         "STAGE": QgsProcessingParameterEnum,
         "STEPS": QgsProcessingParameterNumber,
         "INIT": QgsProcessingParameterFile,
+        "DEVICE": QgsProcessingParameterEnum,
+        "BATCH_SIZE": QgsProcessingParameterNumber,
+        "PATCH_SIZE": QgsProcessingParameterNumber,
         "OUTPUT": QgsProcessingParameterFileDestination,
     },
     "geosr:evaluate": {
         "INPUT": QgsProcessingParameterMultipleLayers,
         "MODEL": QgsProcessingParameterFile,
-        "SCALE": QgsProcessingParameterNumber,
+        "SCALE": QgsProcessingParameterEnum,
         "OUTPUT_HTML": QgsProcessingParameterFileDestination,
         "OUTPUT_JSON": QgsProcessingParameterFileDestination,
     },
@@ -155,7 +158,11 @@ def test_train_and_evaluate_parameter_details(provider):
     registry = QgsApplication.processingRegistry()
     train = registry.createAlgorithmById("geosr:train")
     assert train.parameterDefinition("STAGE").options() == ["pretrain", "gan"]
-    assert train.parameterDefinition("SCALE").defaultValue() == 4
+    assert train.parameterDefinition("SCALE").options() == ["2", "4", "8"]
+    assert train.parameterDefinition("SCALE").defaultValue() == "4"
+    assert (
+        train.parameterDefinition("BANDS").flags() & QgsProcessingParameterDefinition.FlagOptional
+    )
     assert "safetensors" in train.parameterDefinition("OUTPUT").fileFilter()
     evaluate = registry.createAlgorithmById("geosr:evaluate")
     assert "html" in evaluate.parameterDefinition("OUTPUT_HTML").fileFilter()

@@ -70,12 +70,17 @@ def test_train_writes_a_model_that_upscale_accepts(qgis_env, scenes, gdal, work)
         SCALE=2,
         STAGE="pretrain",
         STEPS=2,
+        BATCH_SIZE=2,
+        PATCH_SIZE=32,
+        DEVICE="cpu",
         OUTPUT=model,
     )
     assert code == 0, stderr
     assert result["results"]["OUTPUT"] == str(model)
     assert model.is_file() and model.stat().st_size > 0
     assert not list(work.glob(".geosr-train-*")), "the training folder was left behind"
+    log = "\n".join(result["log"]["info"])
+    assert "geosr finished" in log
     output = work / "with_trained.tif"
     code, _, stderr = run_json(
         qgis_env,
