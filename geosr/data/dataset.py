@@ -248,8 +248,8 @@ class _Catalog:
 def _offset_scale(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     low, high = stats[:, 0], stats[:, 1]
     scale = high - low
-    # a flat band (p_low == p_high) would divide by zero; leave it unscaled instead
-    scale = np.where(scale > 0, scale, 1.0)
+    # a flat band (p_low == p_high) would divide by zero; the inference pipeline's fallback
+    scale = np.where(scale > 0, scale, np.maximum(np.abs(low), 1.0))
     return low.astype(np.float32), scale.astype(np.float32)
 
 

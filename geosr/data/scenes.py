@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 #: File name patterns a folder is searched for (not recursively; pass a ``**`` glob for that).
 RASTER_PATTERNS = ("*.tif", "*.tiff", "*.TIF", "*.TIFF")
 
-#: Pixels read per scene (after decimation) to estimate band percentiles.
-DEFAULT_STATS_PIXELS = 512 * 512
+#: Pixels read per scene (after decimation) to estimate band percentiles; the same budget as
+#: the inference pipeline's scene statistics, so a band-shared model sees the same scaling.
+DEFAULT_STATS_PIXELS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def band_percentiles(
 ) -> np.ndarray:
     """Per-band (low, high) percentiles of one scene's valid pixels, shaped (bands, 2).
 
-    Robust percentiles, not min/max: one saturated pixel or a cloud must not set the scale.
+    Each band counts its own valid pixels (not nodata, not NaN). Robust percentiles, not min/max: one saturated pixel or a cloud must not set the scale.
     This is ``Normalization(mode="scene")``'s rule: ``x_norm = (x - p_low) / (p_high - p_low)``.
 
     Raises:
@@ -257,7 +258,15 @@ def band_percentiles(
             f"{reader.scenes[index].path} has no valid pixels (all nodata); remove it from the "
             "scenes or fix its nodata value"
         )
-    return np.percentile(data[:, valid].astype(np.float64), percentiles, axis=1).T
+    nodata = reader.scenes[index].nodata
+    stats = np.empty((data.shape[0], 2))
+    for band, values in enumerate(data):
+        # each band's own validity, as a band-shared sample (one band) and inference see it
+        own = valid_mask(values[None], nodata)
+        if reader.scenes[index].internal_mask:  # a per-dataset mask applies to every band
+            own &= valid
+        stats[band] = np.percentile(values[own].astype(np.float64), percentiles)
+    return stats
 
 
 def pooled_percentiles(
