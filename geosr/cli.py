@@ -289,25 +289,19 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
     from geosr.evaluate import evaluate
 
     callback = None
-    bar = None
+    bars: list[Any] = []  # created on the first report, so errors before it print cleanly
     if args.progress == "jsonl":
 
         def callback(done: int, total: int) -> None:
-            events.emit(
-                "progress",
-                fraction=round(done / total, 4) if total else 1.0,
-                done=done,
-                total=total,
-            )
+            events.emit("progress", fraction=round(done / total, 4) if total else 1.0, done=done, total=total)
 
     elif args.progress == "bar":
         from tqdm.auto import tqdm
 
-        bar = tqdm(unit="scene", desc="geosr evaluate", dynamic_ncols=True)
-
         def callback(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+            if not bars:
+                bars.append(tqdm(total=total, unit="scene", desc="geosr evaluate", dynamic_ncols=True))
+            bars[0].update(done - bars[0].n)
 
     events.emit("start", scenes=[str(s) for s in args.scenes])
     try:
@@ -328,7 +322,7 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
             progress=callback,
         )
     finally:
-        if bar is not None:
+        for bar in bars:
             bar.close()
     if events.enabled:
         events.emit(

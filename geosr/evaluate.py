@@ -370,9 +370,10 @@ def _score(
 
 
 def _display_bands(count: int) -> list[int]:
-    if count >= 3:
-        return [2, 1, 0] if count in (4, 13) else [0, 1, 2]
-    return [0]
+    # three-band files here are usually RGB; longer stacks are in band-number order (B, G, R, ...)
+    if count == 3:
+        return [0, 1, 2]
+    return [2, 1, 0] if count > 3 else [0]
 
 
 def _figure(results: Sequence[SceneResult]) -> bytes | None:
