@@ -19,6 +19,7 @@ from .environment import resolve_python
 from .runner import run_geosr
 
 SCALES = ("2", "4", "8")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 class EvaluateAlgorithm(GeosrAlgorithm):
@@ -27,6 +28,7 @@ class EvaluateAlgorithm(GeosrAlgorithm):
     INPUT = "INPUT"
     MODEL = "MODEL"
     SCALE = "SCALE"
+    DEVICE = "DEVICE"
     OUTPUT_HTML = "OUTPUT_HTML"
     OUTPUT_JSON = "OUTPUT_JSON"
     FIGURE = "FIGURE"
@@ -70,11 +72,23 @@ class EvaluateAlgorithm(GeosrAlgorithm):
                 self.SCALE,
                 tr("Scale factor"),
                 options=list(SCALES),
-                defaultValue="4",
+                optional=True,
                 usesStaticStrings=True,
             ),
-            "The model's scale factor (2, 4 or 8): the rasters are downsampled by it before "
-            "they are restored.",
+            "The scale factor (2, 4 or 8) the rasters are downsampled by before they are "
+            "restored. Empty: the model's own; a different value is refused.",
+        )
+        self.add(
+            QgsProcessingParameterEnum(
+                self.DEVICE,
+                tr("Device"),
+                options=list(DEVICES),
+                defaultValue="auto",
+                usesStaticStrings=True,
+            ),
+            "Where the model runs: 'auto' uses a CUDA GPU when geosr's PyTorch sees one and "
+            "the CPU otherwise; 'cpu' and 'cuda' force one.",
+            advanced=True,
         )
         self.add(
             QgsProcessingParameterFileDestination(
@@ -114,9 +128,13 @@ class EvaluateAlgorithm(GeosrAlgorithm):
 
         model = self.parameterAsFile(parameters, self.MODEL, context) or "default"
         args = ["-m", "geosr", "evaluate", "--model", model]
-        args += ["--scale", self.parameterAsEnumString(parameters, self.SCALE, context)]
+        scale = self.parameterAsEnumString(parameters, self.SCALE, context)
+        if scale:
+            args += ["--scale", scale]
+        args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
         args += sources
-        args += ["--json", report, "--figure", figure, "--html", html, "--progress", "jsonl"]
+        args += ["--json", report, "--figure", figure, "--html", html]
+        args += ["--progress", "jsonl", "--exit-on-stdin-eof"]
 
         python = resolve_python()
         for path in (html, report):

@@ -56,6 +56,7 @@ EXPECTED_PARAMETERS = {
         "INPUT": QgsProcessingParameterMultipleLayers,
         "MODEL": QgsProcessingParameterFile,
         "SCALE": QgsProcessingParameterEnum,
+        "DEVICE": QgsProcessingParameterEnum,
         "OUTPUT_HTML": QgsProcessingParameterFileDestination,
         "OUTPUT_JSON": QgsProcessingParameterFileDestination,
     },
