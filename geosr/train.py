@@ -101,6 +101,7 @@ class TrainConfig:
     val_every: int = 200
     checkpoint_every: int | None = None
     degradation: str = "mixed"
+    mix: list[str] = field(default_factory=lambda: ["bicubic", "box", "gaussian"])
     noise: float = 0.0
     max_nodata: float = 0.1
     val_fraction: float = 0.1
@@ -141,7 +142,7 @@ class TrainConfig:
             max_nodata=self.max_nodata,
             val_fraction=self.val_fraction,
             max_val_samples=self.max_val_samples,
-            degradation=DegradationConfig(kind=self.degradation, noise=self.noise),
+            degradation=DegradationConfig(kind=self.degradation, mix=tuple(self.mix), noise=self.noise),
         )
 
     def loss_config(self) -> LossConfig:
@@ -201,6 +202,7 @@ HELP: dict[str, str] = {
     "val_every": "validate (and write metrics) every this many steps",
     "checkpoint_every": "write last.safetensors and the resume state every this many steps (default: val_every)",
     "degradation": "how LR inputs are made: bicubic, box, gaussian or mixed",
+    "mix": "degradations a mixed degradation draws from, uniformly",
     "noise": "maximum Gaussian noise std added to LR inputs (normalised units)",
     "max_nodata": "skip training windows with more than this fraction of nodata",
     "val_fraction": "fraction of each scene's rows held out for validation",
@@ -543,7 +545,10 @@ class Trainer:
         with autocast:
             sr = self.g_train(lr)
             if self.d_train is not None:
-                # the generator step needs no gradient sync in D: use the unwrapped module
+                # the generator step needs no gradient sync in D: use the unwrapped module, in
+                # eval mode so spectral norm's power iteration does not move between the SR and
+                # HR passes (which would make feature matching nonzero for SR == HR)
+                self.discriminator.eval()
                 for p in self.discriminator.parameters():
                     p.requires_grad_(False)
                 fake = self.discriminator(sr, return_features=True)
@@ -561,6 +566,7 @@ class Trainer:
         logs.update({f"g_{k}": float(v) for k, v in terms.items()})
         logs["g_total"] = float(total.detach())
         if self.d_train is not None:
+            self.discriminator.train()
             for p in self.discriminator.parameters():
                 p.requires_grad_(True)
             with autocast:
@@ -903,7 +909,7 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         text = f"{HELP[f.name]} (default: {default})"
-        if f.name in ("data", "val_data"):
+        if f.name in ("data", "val_data", "mix"):
             parser.add_argument(flag, nargs="+", metavar="PATH", help=text)
         elif f.name in ("lr_milestones", "rgb_bands"):
             parser.add_argument(flag, nargs="+", type=int, help=text)

@@ -696,6 +696,19 @@ def _check_band_counts(scenes: Sequence[Scene], bands: int) -> None:
         )
 
 
+def validation_cut(height: int, val_fraction: float, patch: int) -> int | None:
+    """First row of a scene's held-out validation strip, or None if the scene is too short.
+
+    The strip is ``val_fraction`` of the rows but at least one patch tall (a thinner strip
+    holds no validation window), and at least one patch of rows must stay for training.
+    ``geosr evaluate --holdout`` uses the same rule, so it scores exactly the unseen rows.
+    """
+    if val_fraction <= 0:
+        return None
+    held_out = max(patch, round(height * val_fraction))
+    return height - held_out if height - held_out >= patch else None
+
+
 def _split(
     scenes: Sequence[Scene],
     first_val_scene: int | None,
@@ -713,9 +726,8 @@ def _split(
         return train, val
     train, val, train_only = [], [], []
     for i, scene in enumerate(scenes):
-        held_out = max(cfg.patch, round(scene.height * cfg.val_fraction))
-        if cfg.val_fraction > 0 and scene.height - held_out >= cfg.patch:
-            cut = scene.height - held_out
+        cut = validation_cut(scene.height, cfg.val_fraction, cfg.patch)
+        if cut is not None:
             train.append(Region(i, 0, cut))
             val.append(Region(i, cut, scene.height))
         else:
