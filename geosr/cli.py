@@ -213,6 +213,17 @@ def build_parser() -> Parser:
         default=1024,
         help="largest HR crop side per scene (default 1024)",
     )
+    ev.add_argument(
+        "--holdout",
+        type=float,
+        help="score only the bottom strip geosr-train --val-fraction HOLDOUT held out",
+    )
+    ev.add_argument(
+        "--patch",
+        type=_positive_int,
+        default=96,
+        help="the training --patch, for --holdout (default 96)",
+    )
     ev.add_argument("--bands", type=_band_list, help="1-based bands to evaluate (default all)")
     ev.add_argument("--chunk-size", type=_positive_int, help="input pixels per chunk side")
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
@@ -293,14 +304,21 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
     if args.progress == "jsonl":
 
         def callback(done: int, total: int) -> None:
-            events.emit("progress", fraction=round(done / total, 4) if total else 1.0, done=done, total=total)
+            events.emit(
+                "progress",
+                fraction=round(done / total, 4) if total else 1.0,
+                done=done,
+                total=total,
+            )
 
     elif args.progress == "bar":
         from tqdm.auto import tqdm
 
         def callback(done: int, total: int) -> None:
             if not bars:
-                bars.append(tqdm(total=total, unit="scene", desc="geosr evaluate", dynamic_ncols=True))
+                bars.append(
+                    tqdm(total=total, unit="scene", desc="geosr evaluate", dynamic_ncols=True)
+                )
             bars[0].update(done - bars[0].n)
 
     events.emit("start", scenes=[str(s) for s in args.scenes])
@@ -312,6 +330,8 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
             pairs=[tuple(p) for p in args.pair],
             degradations=args.degradation,
             max_size=args.max_size,
+            holdout=args.holdout,
+            patch=args.patch,
             bands=args.bands,
             chunk_size=args.chunk_size,
             device=args.device,

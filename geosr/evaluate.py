@@ -27,6 +27,7 @@ from rasterio.windows import Window
 from torch import nn
 
 from geosr.checkpoint import model_meta
+from geosr.data.dataset import validation_cut
 from geosr.data.degradations import DegradationConfig
 from geosr.errors import ConfigError, InputError
 from geosr.metrics import all_metrics, bicubic_upsample, lanczos_upsample, mean_gradient_magnitude
@@ -117,6 +118,8 @@ def evaluate(
     pairs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]] = (),
     degradations: Sequence[str] = DEFAULT_DEGRADATIONS,
     max_size: int = DEFAULT_MAX_SIZE,
+    holdout: float | None = None,
+    patch: int = 96,
     bands: Sequence[int] | None = None,
     chunk_size: int | None = None,
     device: str = "auto",
@@ -127,7 +130,12 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
 ) -> EvaluationReport:
     """Score ``model`` against bicubic and Lanczos on HR ``scenes`` (degraded as in training)
-    and on explicit ``(lr, hr)`` ``pairs``; optionally write JSON, a PNG figure and HTML."""
+    and on explicit ``(lr, hr)`` ``pairs``; optionally write JSON, a PNG figure and HTML.
+
+    ``holdout=f`` scores only the bottom strip of each scene that ``geosr-train
+    --val-fraction f --patch patch`` held out from training (same rule), so the numbers are
+    on pixels the model never saw. Otherwise a centre crop of at most ``max_size`` is used.
+    """
     net = resolve_model(model)
     meta = model_meta(net)
     if scale is not None and int(scale) != meta.scale:
@@ -147,7 +155,7 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="geosr-evaluate-") as tmp:
         work = Path(tmp)
         for path in scenes:
-            hr, profile, nodata = _read_hr(path, meta.scale, max_size, bands)
+            hr, profile, nodata = _read_hr(path, meta.scale, max_size, bands, holdout, patch)
             for kind in degradations:
                 lr = _degrade(hr, nodata, meta.scale, kind, profile["dtype"])
                 results.append(
@@ -204,16 +212,30 @@ def evaluate(
 
 
 def _read_hr(
-    path: Path, scale: int, max_size: int, bands: Sequence[int] | None
+    path: Path,
+    scale: int,
+    max_size: int,
+    bands: Sequence[int] | None,
+    holdout: float | None,
+    patch: int,
 ) -> tuple[np.ndarray, dict, float | None]:
     info = open_info(path, bands)
-    height = min(info.height, max_size) // scale * scale
+    top, rows = 0, info.height
+    if holdout is not None:
+        cut = validation_cut(info.height, holdout, patch)
+        if cut is None:
+            raise InputError(
+                f"{path} has no held-out strip at --holdout {holdout} --patch {patch} (too short); "
+                "it was used for training only"
+            )
+        top, rows = cut, info.height - cut
+    height = min(rows, max_size) // scale * scale
     width = min(info.width, max_size) // scale * scale
     if height < 4 * scale or width < 4 * scale:
         raise InputError(
             f"{path} is too small to evaluate at x{scale}; it needs at least {4 * scale} pixels per side"
         )
-    window = Window((info.width - width) // 2, (info.height - height) // 2, width, height)
+    window = Window((info.width - width) // 2, top + (rows - height) // 2, width, height)
     with open_raster(path) as src:
         hr = src.read(list(info.selected), window=window)
         transform = src.window_transform(window)

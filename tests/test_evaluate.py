@@ -159,3 +159,13 @@ def test_cli_prints_the_table_and_writes_json(model_factory, tmp_path: Path) -> 
     assert bad.returncode == 1 and bad.stderr.strip().startswith(
         "geosr: error: the model upscales x2"
     )
+
+
+def test_holdout_scores_only_rows_training_never_saw(model_factory) -> None:
+    from geosr.data.dataset import validation_cut
+
+    report = evaluate([LANDSAT8], model_factory(bands=4, scale=2), holdout=0.15, patch=64, degradations=["box"])
+    cut = validation_cut(603, 0.15, 64)
+    assert report.results[0].size[0] <= 603 - cut
+    with pytest.raises(geosr.InputError, match="no held-out strip"):
+        evaluate([LANDSAT8], model_factory(bands=4, scale=2), holdout=0.15, patch=400)
