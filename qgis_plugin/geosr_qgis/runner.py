@@ -321,11 +321,15 @@ def run_geosr(
         if process.poll() is None:
             kill_process_tree(process)
         returncode = process.wait()
-        for pipe in (process.stdin, process.stdout, process.stderr):
-            with contextlib.suppress(OSError):
-                pipe.close()
-        for reader in readers:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        for reader, pipe in zip(readers, (process.stdout, process.stderr), strict=True):
             reader.join(timeout=1.0)
+            # A reader still blocked in readline() holds the pipe's lock: closing it then
+            # would block too, so such a pipe is left to the daemon thread.
+            if not reader.is_alive():
+                with contextlib.suppress(OSError):
+                    pipe.close()
         if canceled or returncode != 0 or not relayed:
             removed = guard.clean()
             for path in removed:

@@ -1,8 +1,7 @@
 """geosr:train and geosr:evaluate through qgis_process: listed, bad input, end to end.
 
-The end-to-end runs need ``python -m geosr.train`` and ``geosr evaluate`` (issue 3); until
-those exist in geosr's interpreter they are skipped with that reason (also under CI: the
-plugin side is complete, the CLI it drives is not there yet).
+The end-to-end runs need ``python -m geosr.train`` and ``geosr evaluate`` (issue 3) in geosr's
+interpreter; with an older geosr that lacks them they are skipped with that reason.
 """
 
 from __future__ import annotations
