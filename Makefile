@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast lint format demo clean
+.PHONY: setup test test-fast test-qgis lint format demo clean qgis-plugin
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,21 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+## Test the QGIS plugin in real QGIS (installs Debian's qgis when missing; needs root).
+test-qgis: $(STAMP)
+	GEOSR_PYTHON=$(CURDIR)/$(PY) bash qgis_plugin/run_tests.sh
+
+## Build the QGIS plugin zip (dist/geosr_qgis-<version>.zip) for Plugins > Install from ZIP.
+qgis-plugin:
+	python3 qgis_plugin/build_zip.py
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check geosr tests benchmarks
-	$(VENV)/bin/ruff format --check geosr tests benchmarks
+	$(VENV)/bin/ruff check geosr tests benchmarks qgis_plugin
+	$(VENV)/bin/ruff format --check geosr tests benchmarks qgis_plugin
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format geosr tests benchmarks
-	$(VENV)/bin/ruff check --fix geosr tests benchmarks
+	$(VENV)/bin/ruff format geosr tests benchmarks qgis_plugin
+	$(VENV)/bin/ruff check --fix geosr tests benchmarks qgis_plugin
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-qgis build dist *.egg-info .pytest_cache

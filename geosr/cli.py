@@ -372,12 +372,14 @@ def _cmd_info(args: argparse.Namespace, events: EventStream) -> int:
     return 0
 
 
-def _watch_stdin() -> None:
+def watch_stdin() -> None:
     """Interrupt the main thread when stdin reaches EOF (the parent went away)."""
 
     def watch() -> None:
         try:
-            while sys.stdin.buffer.read(4096):
+            # the raw descriptor, not sys.stdin.buffer: a daemon thread blocked in a buffered
+            # read holds its lock and makes interpreter shutdown abort
+            while os.read(sys.stdin.fileno(), 4096):
                 pass
         except (OSError, ValueError):
             pass
@@ -428,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args, events)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     if getattr(args, "exit_on_stdin_eof", False):
-        _watch_stdin()
+        watch_stdin()
     from geosr.errors import GeosrError
 
     try:

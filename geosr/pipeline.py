@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
-import rasterio
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import torch
 import xarray as xr
@@ -31,20 +31,17 @@ from torch import nn
 from geosr.checkpoint import ModelMeta, load_model, model_meta
 from geosr.errors import BandMismatchError, ConfigError, InputError, ModelError
 from geosr.raster import (
-    BlockWriter,
     RasterInfo,
-    atomic_path,
     check_output_path,
     copy_metadata,
     default_output_path,
     lazy_array,
     open_info,
-    open_raster,
     output_block_size,
     output_profile,
     read_sample,
-    translate_to_cog,
 )
+from geosr.writer import ProgressCallback, active_client, write_raster
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +51,6 @@ DEFAULT_CHUNK_SIZE = 512
 FILL_RADIUS = 4
 #: Normalised value given to nodata pixels farther than FILL_RADIUS from valid data.
 FILL_VALUE = 0.5
-
-ProgressCallback = Callable[[int, int], None]
 
 
 # --- models and devices -------------------------------------------------------------------------
@@ -180,50 +175,59 @@ def _box3_sum(a: np.ndarray) -> np.ndarray:
 class TileRunner:
     """Runs a generator over a normalised array in halo'd tiles, batched on the device.
 
-    Picklable: it ships the CPU model, and each process keeps one copy per device, so a
-    model moves to the GPU once, not once per chunk.
+    Picklable: it travels with the CPU model and resolves its device where it runs (so a
+    cluster worker with a GPU uses it, whatever the client has); each process then keeps one
+    copy of the model per device, so the model moves to the GPU once, not once per chunk.
     """
 
     def __init__(
         self,
         model: nn.Module,
-        device: torch.device,
-        halo: int,
+        device: str | torch.device = "auto",
+        halo: int = 0,
         tile_size: int | None = None,
-        batch_size: int = 1,
+        batch_size: int | None = None,
         precision: str = "fp32",
     ) -> None:
         if precision not in ("fp32", "fp16", "bf16"):
             raise ConfigError(f"precision must be 'fp32', 'fp16' or 'bf16', got {precision!r}")
         self.model = model.eval()
         self.meta = model_meta(model)
-        self.device = device
+        self.device_spec = str(device)
         self.halo = halo
         self.tile_size = tile_size
-        self.batch_size = max(1, int(batch_size))
+        self.requested_batch_size = batch_size
         self.precision = precision
+        self._device: torch.device | None = None
         self._device_model: nn.Module | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_device_model"] = None
-        state["_lock"] = None
-        state["model"] = self.model.to("cpu")
-        state["device"] = str(self.device)
+        state.update(_device=None, _device_model=None, _lock=None, model=self.model.to("cpu"))
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.device = torch.device(state["device"])
         self._lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        if self._device is None:
+            self._device = resolve_device(self.device_spec)
+        return self._device
+
+    @property
+    def batch_size(self) -> int:
+        if self.requested_batch_size:
+            return max(1, int(self.requested_batch_size))
+        return 8 if self.device.type == "cuda" else 1
 
     def device_model(self) -> nn.Module:
         with self._lock:
             if self._device_model is None:
-                self._device_model = (
-                    self.model.to(self.device) if self.device.type != "cpu" else self.model
-                )
+                device = self.device
+                self._device_model = self.model.to(device) if device.type != "cpu" else self.model
             return self._device_model
 
     def __call__(self, x: np.ndarray, core: tuple[int, int, int, int]) -> np.ndarray:
@@ -402,10 +406,11 @@ def upscale_array(
     )
     return extended.map_blocks(
         _upscale_block,
-        plan=plan,
+        # one graph key holding the model: a cluster ships it once per worker, not per chunk
+        plan=dask.delayed(plan, pure=False),
         chunks=out_chunks,
         dtype=array.dtype,
-        name=f"geosr-upscale-x{scale}",
+        token=f"geosr-upscale-x{scale}",
         meta=np.empty((0, 0, 0), array.dtype),
     )
 
@@ -498,14 +503,10 @@ def upscale_dataarray(
     halo = default_halo(net, may_have_nodata) if overlap is None else int(overlap)
     if stats is None:
         stats = model_statistics(meta, count, lambda: _strided_sample(array), nodata)
-    torch_device = resolve_device(device)
+    if active_client() is None:
+        resolve_device(device)  # fail now, not in the first chunk; a cluster resolves per worker
     runner = TileRunner(
-        net,
-        torch_device,
-        halo=halo,
-        tile_size=tile_size,
-        batch_size=batch_size or (8 if torch_device.type == "cuda" else 1),
-        precision=precision,
+        net, device, halo=halo, tile_size=tile_size, batch_size=batch_size, precision=precision
     )
     result = upscale_array(array, runner, stats, nodata, halo, consistency)
     return _wrap_result(data, result, meta.scale, nodata, model_label(model, meta))
@@ -551,6 +552,82 @@ def _wrap_result(
     return out
 
 
+def write(
+    data: xr.DataArray,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    cog: bool = False,
+    progress: bool | ProgressCallback = False,
+    scheduler: Any = None,
+    num_workers: int | None = None,
+) -> Path:
+    """Stream a (lazy) georeferenced DataArray, such as :func:`upscale_dataarray`'s result,
+    into a tiled, compressed GeoTIFF, atomically, on threads or a dask.distributed cluster.
+
+    CRS, transform and nodata come from the ``rio`` accessor; band descriptions from the
+    ``long_name`` attribute or string band labels; ``geosr_*`` attributes become tags.
+    """
+    if data.ndim == 2:
+        data = data.expand_dims("band")
+    if data.ndim != 3:
+        raise InputError(f"expected a DataArray with dims (band, y, x), got {data.dims}")
+    out_path = check_output_path(None, Path(path), overwrite)
+    array = data.data if isinstance(data.data, da.Array) else da.asarray(data.data)
+    if array.chunks[0] != (array.shape[0],):
+        array = array.rechunk({0: -1})
+    count, height, width = array.shape
+    block = output_block_size(array.chunks[1][0])
+    floating = array.dtype.kind == "f"
+    nodata = data.rio.nodata if data.rio.nodata is not None else data.rio.encoded_nodata
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": array.dtype.name,
+        "transform": data.rio.transform(recalc=False),
+        "nodata": None if nodata is None or (not floating and math.isnan(nodata)) else nodata,
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+        "compress": "deflate",
+        "predictor": 3 if floating else 2,
+        "bigtiff": "IF_SAFER",
+        "sparse_ok": True,
+    }
+    if data.rio.crs is not None:
+        profile["crs"] = data.rio.crs
+    names = data.attrs.get("long_name")
+    if isinstance(names, str):
+        names = (names,) * count if count == 1 else None
+    if (
+        names is None
+        and data.dims[0] in data.coords
+        and data.coords[data.dims[0]].dtype.kind in "OU"
+    ):
+        names = [str(v) for v in data.coords[data.dims[0]].values]
+    tags = {k.upper(): str(v) for k, v in data.attrs.items() if k.startswith("geosr_")}
+
+    def decorate(dst: Any) -> None:
+        dst.update_tags(**tags)
+        for index, name in enumerate(names or (), start=1):
+            if name:
+                dst.set_band_description(index, str(name))
+
+    write_raster(
+        array,
+        out_path,
+        profile,
+        decorate,
+        cog=cog,
+        progress=progress,
+        scheduler=scheduler,
+        num_workers=num_workers,
+    )
+    return out_path
+
+
 def dataarray_from_info(info: RasterInfo, chunk_size: int) -> xr.DataArray:
     """The selected bands of a raster file as a lazy, georeferenced DataArray."""
     array = lazy_array(info, chunk_size)
@@ -588,6 +665,7 @@ def upscale(
     cog: bool = False,
     overwrite: bool = False,
     progress: bool | ProgressCallback = False,
+    scheduler: Any = None,
     num_workers: int | None = None,
 ) -> Path:
     """Super-resolve a raster file into a GeoTIFF on exactly the same footprint.
@@ -612,6 +690,8 @@ def upscale(
         cog: write a Cloud-Optimised GeoTIFF with overviews.
         overwrite: replace an existing output.
         progress: ``True`` for a progress bar, or a callable ``(done, total)``.
+        scheduler: ``"threads"`` (default without a cluster), ``"synchronous"``, or a
+            ``dask.distributed.Client``; an active default Client is used automatically.
         num_workers: threads computing chunks in parallel (default: dask's choice).
 
     Returns:
@@ -643,87 +723,20 @@ def upscale(
     )
     label = model_label(model, meta)
     started = time.perf_counter()
-    write_geotiff(
+    block = output_block_size(result.data.chunks[1][0])
+    tags = {"GEOSR_MODEL": label, "GEOSR_SCALE": str(meta.scale), "GEOSR_VERSION": _version()}
+    write_raster(
         result.data,
-        info,
         out_path,
-        meta.scale,
-        label,
+        output_profile(info, meta.scale, block),
+        lambda dst: copy_metadata(dst, info, tags),
         cog=cog,
         progress=progress,
+        scheduler=scheduler,
         num_workers=num_workers,
     )
     log.info("wrote %s in %.1f s", out_path, time.perf_counter() - started)
     return out_path
-
-
-def write_geotiff(
-    array: da.Array,
-    info: RasterInfo,
-    path: Path,
-    scale: int,
-    model_name: str,
-    *,
-    cog: bool = False,
-    progress: bool | ProgressCallback = False,
-    num_workers: int | None = None,
-) -> None:
-    """Compute ``array`` chunk by chunk and stream it into ``path`` atomically."""
-    block = output_block_size(array.chunks[1][0])
-    profile = output_profile(info, scale, block)
-    total = len(array.chunks[1]) * len(array.chunks[2])
-    report = _Progress(progress, total)
-    tags = {"GEOSR_MODEL": model_name, "GEOSR_SCALE": str(scale), "GEOSR_VERSION": _version()}
-    try:
-        with atomic_path(path) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
-            with open_raster(tmp, "w", **profile) as dst:
-                copy_metadata(dst, info, tags)
-                writer = BlockWriter(dst, on_block=report.advance)
-                try:
-                    da.store(
-                        array, writer, lock=False, scheduler="threads", num_workers=num_workers
-                    )
-                finally:
-                    writer.close()
-            if cog:
-                cog_tmp = tmp.with_name(tmp.name + ".cog.tif")
-                try:
-                    translate_to_cog(tmp, cog_tmp, block)
-                    os.replace(cog_tmp, tmp)
-                finally:
-                    cog_tmp.unlink(missing_ok=True)
-    finally:
-        report.close()
-
-
-class _Progress:
-    """Counts written chunks for a ``(done, total)`` callback or a tqdm bar."""
-
-    def __init__(self, progress: bool | ProgressCallback, total: int) -> None:
-        self.total = total
-        self.done = 0
-        self.lock = threading.Lock()
-        self.callback = progress if callable(progress) else None
-        self.bar = None
-        if self.callback is not None:
-            self.callback(0, total)
-        elif progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, unit="chunk", desc="geosr upscale", dynamic_ncols=True)
-
-    def advance(self) -> None:
-        with self.lock:
-            self.done += 1
-            done = self.done
-        if self.callback is not None:
-            self.callback(done, self.total)
-        elif self.bar is not None:
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _version() -> str:
@@ -746,4 +759,5 @@ __all__ = [
     "upscale_array",
     "upscale_dataarray",
     "valid_mask",
+    "write",
 ]

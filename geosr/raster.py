@@ -230,19 +230,18 @@ def lazy_array(info: RasterInfo, chunk_size: int) -> da.Array:
         lock=False,
         asarray=True,
         fancy=False,
-        name=f"geosr-read-{tokenize_path(info.path)}",
+        name=f"geosr-read-{_read_token(info, chunk_size)}",
     )
 
 
-def tokenize_path(path: Path) -> str:
-    stat = path.stat()
-    return dask_tokenize(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-def dask_tokenize(*args: Any) -> str:
+def _read_token(info: RasterInfo, chunk_size: int) -> str:
+    """Graph key of a read: changes with the file's content, the bands and the chunking."""
     from dask.base import tokenize
 
-    return tokenize(*args)
+    stat = info.path.stat()
+    return tokenize(
+        str(info.path.resolve()), stat.st_mtime_ns, stat.st_size, info.selected, chunk_size
+    )
 
 
 def read_sample(info: RasterInfo, max_pixels: int = 1_000_000) -> np.ndarray:

@@ -142,7 +142,9 @@ class TrainConfig:
             max_nodata=self.max_nodata,
             val_fraction=self.val_fraction,
             max_val_samples=self.max_val_samples,
-            degradation=DegradationConfig(kind=self.degradation, mix=tuple(self.mix), noise=self.noise),
+            degradation=DegradationConfig(
+                kind=self.degradation, mix=tuple(self.mix), noise=self.noise
+            ),
         )
 
     def loss_config(self) -> LossConfig:
@@ -904,6 +906,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress", choices=("bar", "jsonl", "none"), help="progress display (default bar)"
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument(
+        "--exit-on-stdin-eof",
+        action="store_true",
+        help="stop when standard input closes, so a child dies with its parent",
+    )
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -981,6 +988,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     progress = getattr(args, "progress", "bar")
     _configure_logging(progress)
+    if getattr(args, "exit_on_stdin_eof", False):
+        from geosr.cli import watch_stdin
+
+        watch_stdin()
     try:
         config = resolve_config(args)
         trainer = Trainer(config, resume=getattr(args, "resume", False), progress=progress)
