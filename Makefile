@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-## Run the whole test suite.
+## Run the whole test suite: the library, then the QGIS plugin in real QGIS.
 test: $(STAMP)
 	$(PY) -m pytest -q
+	GEOSR_PYTHON=$(CURDIR)/$(PY) bash qgis_plugin/run_tests.sh
 
-## Skip tests marked slow.
+## The library's tests without those marked slow (no QGIS).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
