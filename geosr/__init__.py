@@ -32,6 +32,8 @@ from geosr.errors import (
 
 __version__ = "0.1.0"
 
+from geosr import accessor as _accessor  # noqa: F401  (registers da.geosr / ds.geosr)
+
 _LAZY = {
     "ModelMeta": "geosr.checkpoint",
     "Normalization": "geosr.checkpoint",
@@ -42,6 +44,8 @@ _LAZY = {
     "save_model": "geosr.checkpoint",
     "build_discriminator": "geosr.models",
     "BandStats": "geosr.pipeline",
+    "write": "geosr.pipeline",
+    "evaluate": "geosr.evaluate",
     "upscale": "geosr.pipeline",
     "upscale_dataarray": "geosr.pipeline",
 }
@@ -56,8 +60,9 @@ if TYPE_CHECKING:
         read_meta,
         save_model,
     )
+    from geosr.evaluate import evaluate
     from geosr.models import build_discriminator
-    from geosr.pipeline import BandStats, upscale, upscale_dataarray
+    from geosr.pipeline import BandStats, upscale, upscale_dataarray, write
 
 
 def __getattr__(name: str) -> Any:
@@ -96,9 +101,11 @@ __all__ = [
     "build_discriminator",
     "build_model",
     "bundled_models",
+    "evaluate",
     "load_model",
     "read_meta",
     "save_model",
     "upscale",
     "upscale_dataarray",
+    "write",
 ]

@@ -282,15 +282,55 @@ class TileRunner:
         return result.float().cpu().numpy()
 
 
-def project_consistent(sr: np.ndarray, lr: np.ndarray, scale: int) -> np.ndarray:
-    """Make each ``scale`` x ``scale`` block of ``sr`` average exactly to its ``lr`` pixel:
-    SR <- SR + upsample_nearest(LR - box_down(SR)). Keeps the input's radiometry (indices such
-    as NDVI computed on the output average back to the input's)."""
+def project_consistent(
+    sr: np.ndarray,
+    lr: np.ndarray,
+    scale: int,
+    low: float = -math.inf,
+    high: float = math.inf,
+) -> np.ndarray:
+    """Make each ``scale`` x ``scale`` block of ``sr`` average exactly to its ``lr`` pixel.
+
+    The Euclidean projection onto that constraint is SR + upsample_nearest(LR - box_down(SR)).
+    With value limits (a dtype's range) it becomes ``clip(SR + t, low, high)`` with one shift
+    ``t`` per block, found by bisection for the few blocks the plain projection pushes out of
+    range; so outputs keep the input's radiometry (NDVI and the like average back to the
+    input's) even next to saturated or black pixels.
+    """
     bands, h, w = lr.shape
     blocks = sr.reshape(bands, h, scale, w, scale)
-    correction = lr - blocks.mean(axis=(2, 4))
-    blocks += correction[:, :, None, :, None]
+    blocks += (lr - blocks.mean(axis=(2, 4)))[:, :, None, :, None]
+    if math.isinf(low) and math.isinf(high):
+        return blocks.reshape(sr.shape)
+    outside = ((blocks < low) | (blocks > high)).any(axis=(2, 4))
+    if outside.any():
+        b, y, x = np.nonzero(outside)
+        sub = blocks[b, y, :, x, :]  # (n, scale, scale)
+        target = np.clip(lr[b, y, x], low, high)
+        shift_low = low - sub.max(axis=(1, 2))  # every pixel at `low`
+        shift_high = high - sub.min(axis=(1, 2))  # every pixel at `high`
+        for _ in range(40):  # the block mean is monotone in the shift
+            mid = (shift_low + shift_high) / 2
+            below = np.clip(sub + mid[:, None, None], low, high).mean(axis=(1, 2)) < target
+            shift_low = np.where(below, mid, shift_low)
+            shift_high = np.where(below, shift_high, mid)
+        shift = (shift_low + shift_high) / 2
+        blocks[b, y, :, x, :] = np.clip(sub + shift[:, None, None], low, high)
     return blocks.reshape(sr.shape)
+
+
+def output_limits(dtype: np.dtype, nodata: float | None) -> tuple[float, float]:
+    """Range valid output pixels may take: the dtype's, minus a nodata value at either end."""
+    if dtype.kind == "f":
+        return -math.inf, math.inf
+    info = np.iinfo(dtype)
+    low, high = float(info.min), float(info.max)
+    if nodata is not None and not math.isnan(nodata):
+        if nodata == low:
+            low += 1
+        elif nodata == high:
+            high -= 1
+    return low, high
 
 
 def to_output_dtype(
@@ -303,14 +343,7 @@ def to_output_dtype(
         fill = np.nan if nodata is None else nodata
         out[~hr_valid] = fill
         return out
-    info = np.iinfo(dtype)
-    low, high = float(info.min), float(info.max)
-    if nodata is not None and not math.isnan(nodata):
-        # keep data from turning into nodata: step off the nodata value
-        if nodata == low:
-            low += 1
-        elif nodata == high:
-            high -= 1
+    low, high = output_limits(dtype, nodata)  # data never turns into nodata
     out = np.clip(np.rint(sr), low, high)
     if nodata is not None and not math.isnan(nodata) and low < nodata < high:
         out[(out == nodata) & hr_valid] = nodata + 1
@@ -351,8 +384,13 @@ def _upscale_block(
     sr = plan.runner(x, (top, bottom, left, right)) * spread + offset
     lr = block[:, top:bottom, left:right]
     if plan.consistency:
+        low, high = output_limits(plan.dtype, plan.nodata)
         sr = project_consistent(
-            sr, np.where(valid[:, top:bottom, left:right], lr, 0).astype(np.float32), scale
+            sr,
+            np.where(valid[:, top:bottom, left:right], lr, 0).astype(np.float32),
+            scale,
+            low,
+            high,
         )
     return to_output_dtype(sr, valid[:, top:bottom, left:right], scale, plan.dtype, plan.nodata)
 

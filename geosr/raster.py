@@ -263,11 +263,12 @@ def default_output_path(input_path: Path, scale: int) -> Path:
     return input_path.with_name(f"{input_path.stem}_x{scale}.tif")
 
 
-def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> Path:
+def check_output_path(input_path: Path | None, output_path: Path, overwrite: bool) -> Path:
     """Refuse outputs that would overwrite the input, clobber a file, or land nowhere."""
     output_path = Path(output_path).expanduser()
     if (
-        output_path.exists()
+        input_path is not None
+        and output_path.exists()
         and input_path.exists()
         and output_path.resolve() == input_path.resolve()
     ):

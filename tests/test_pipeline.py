@@ -383,3 +383,37 @@ def test_fixed_normalisation_from_the_checkpoint(model_factory, tmp_path: Path, 
     b = geosr.upscale(src, tmp_path / "b.tif", model=model, chunk_size=32, consistency=False)
     with rasterio.open(a) as ra, rasterio.open(b) as rb:
         assert not np.array_equal(ra.read(), rb.read())
+
+
+def test_radiometry_holds_next_to_saturated_and_black_pixels(model_factory, tmp_path: Path) -> None:
+    """Stretched so many pixels sit at 1 (0 is nodata) and 255: the clipped projection still
+    makes every block average back to its input pixel within one unit."""
+    with rasterio.open(RGB_BYTE) as s:
+        window = Window(300, 300, 96, 80)
+        data = s.read(window=window).astype(np.float64)
+        profile = s.profile | {"width": 96, "height": 80, "transform": s.window_transform(window)}
+    stretched = np.clip((data - 40) * 4, 1, 255).astype("uint8")
+    assert (stretched == 255).mean() > 0.05 and (stretched == 1).mean() > 0.05
+    path = tmp_path / "stretched.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(stretched)
+    out = geosr.upscale(path, model=model_factory(bands=3, scale=4), chunk_size=48)
+    with rasterio.open(out) as o:
+        sr = o.read().astype(np.float64)
+    back = sr.reshape(3, 80, 4, 96, 4).mean(axis=(2, 4))
+    assert np.abs(back - stretched).max() <= 1.0
+    assert sr.min() >= 1  # valid data never becomes nodata
+
+
+def test_project_consistent_respects_limits() -> None:
+    from geosr.pipeline import project_consistent
+
+    rng = np.random.default_rng(0)
+    lr = rng.uniform(0, 10, (2, 5, 6))
+    lr[0, 0, 0], lr[1, 2, 3] = 0.0, 10.0  # blocks that must be flat at a limit
+    sr = rng.normal(5, 6, (2, 20, 24))
+    out = project_consistent(sr.copy(), lr, 4, low=0.0, high=10.0)
+    assert out.min() >= 0 and out.max() <= 10
+    assert np.allclose(out.reshape(2, 5, 4, 6, 4).mean(axis=(2, 4)), lr, atol=1e-6)
+    free = project_consistent(sr.copy(), lr, 4)
+    assert np.allclose(free.reshape(2, 5, 4, 6, 4).mean(axis=(2, 4)), lr)

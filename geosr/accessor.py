@@ -1,0 +1,91 @@
+"""``.geosr`` accessors for xarray: ``da.geosr.upscale(...)``, ``ds.geosr.upscale(...)``.
+
+Registered when ``geosr`` is imported. They hold no logic: each is a call into
+:mod:`geosr.pipeline`, lazily, so nothing is computed until asked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+
+@xr.register_dataarray_accessor("geosr")
+class GeosrDataArrayAccessor:
+    """Super-resolution of a georeferenced DataArray (``band, y, x`` or ``y, x``).
+
+    Example:
+        >>> import rioxarray, geosr  # doctest: +SKIP
+        >>> da = rioxarray.open_rasterio("scene.tif", chunks={"x": 1024, "y": 1024})
+        >>> sr = da.geosr.upscale(model="default")          # lazy
+        >>> sr.geosr.to_raster("scene_x4.tif")               # streams chunk by chunk
+    """
+
+    def __init__(self, obj: xr.DataArray) -> None:
+        self._obj = obj
+
+    def upscale(self, model: Any = "default", **options: Any) -> xr.DataArray:
+        """:func:`geosr.upscale_dataarray` on this array; see it for the options."""
+        from geosr.pipeline import upscale_dataarray
+
+        return upscale_dataarray(self._obj, model, **options)
+
+    def to_raster(self, path: str | os.PathLike[str], **options: Any) -> Path:
+        """:func:`geosr.write` this array to a GeoTIFF (threads or a dask.distributed cluster)."""
+        from geosr.pipeline import write
+
+        return write(self._obj, path, **options)
+
+
+@xr.register_dataset_accessor("geosr")
+class GeosrDatasetAccessor:
+    """Super-resolution of a Dataset whose data variables are bands on one ``y, x`` grid."""
+
+    def __init__(self, obj: xr.Dataset) -> None:
+        self._obj = obj
+
+    def band_variables(self) -> list[str]:
+        """Data variables that are single bands on the Dataset's ``y, x`` grid."""
+        return [
+            str(name)
+            for name, var in self._obj.data_vars.items()
+            if var.dims[-2:] == ("y", "x") and var.squeeze(drop=True).ndim == 2
+        ]
+
+    def upscale(
+        self, model: Any = "default", variables: Sequence[str] | None = None, **options: Any
+    ) -> xr.Dataset:
+        """Upscale the band variables together (as one multiband raster, in order), returning
+        a Dataset of the same variables on the finer grid; other variables are dropped."""
+        from geosr.errors import InputError
+        from geosr.pipeline import upscale_dataarray
+
+        names = list(variables) if variables is not None else self.band_variables()
+        if not names:
+            raise InputError("the Dataset has no (y, x) band variables to upscale")
+        missing = [n for n in names if n not in self._obj.data_vars]
+        if missing:
+            raise InputError(f"no variable(s) {', '.join(missing)} in the Dataset")
+        bands = [self._obj[n].squeeze(drop=True) for n in names]
+        stacked = xr.concat(bands, dim="band", coords="minimal", compat="override")
+        stacked = stacked.assign_coords(band=names)
+        first = bands[0]
+        if first.rio.crs is not None:
+            stacked = stacked.rio.write_crs(first.rio.crs)
+        stacked = stacked.rio.write_transform(first.rio.transform(recalc=False))
+        if first.rio.nodata is not None:
+            stacked = stacked.rio.write_nodata(first.rio.nodata)
+        result = upscale_dataarray(stacked, model, **options)
+        out = xr.Dataset(
+            {n: result.sel(band=n, drop=True).assign_attrs(self._obj[n].attrs) for n in names},
+            attrs=dict(self._obj.attrs),
+        )
+        for name in names:
+            out[name].attrs.update(
+                {k: v for k, v in result.attrs.items() if k.startswith("geosr_")}
+            )
+        return out.rio.write_crs(result.rio.crs) if result.rio.crs is not None else out
