@@ -164,7 +164,9 @@ def test_cli_prints_the_table_and_writes_json(model_factory, tmp_path: Path) -> 
 def test_holdout_scores_only_rows_training_never_saw(model_factory) -> None:
     from geosr.data.dataset import validation_cut
 
-    report = evaluate([LANDSAT8], model_factory(bands=4, scale=2), holdout=0.15, patch=64, degradations=["box"])
+    report = evaluate(
+        [LANDSAT8], model_factory(bands=4, scale=2), holdout=0.15, patch=64, degradations=["box"]
+    )
     cut = validation_cut(603, 0.15, 64)
     assert report.results[0].size[0] <= 603 - cut
     with pytest.raises(geosr.InputError, match="no held-out strip"):
