@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast test-qgis lint format demo clean qgis-plugin
+.PHONY: setup test test-fast test-qgis lint format demo bench clean qgis-plugin
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,14 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+## The main job: upscale the bundled sample scene with the bundled default model.
+demo: $(STAMP)
+	$(PY) -m geosr demo --out out/demo
+
+## Benchmarks (ratios against baselines measured in the same run).
+bench: $(STAMP)
+	$(PY) benchmarks/run.py --json out/bench.json
 
 ## Run the whole test suite: the library, then the QGIS plugin in real QGIS.
 test: $(STAMP)
