@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from geosr.errors import CheckpointError, ModelError, ModelNotFoundError
+from geosr.fileutil import default_file_mode
 from geosr.models import PRESETS, GeneratorConfig, build_generator
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,7 @@ def save_tensors(
     os.close(fd)
     try:
         save_file(dict(tensors), tmp_name, metadata=header)
+        os.chmod(tmp_name, default_file_mode())  # mkstemp makes 0600
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

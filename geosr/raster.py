@@ -36,6 +36,7 @@ from geosr.errors import (
     OutputError,
     OutputExistsError,
 )
+from geosr.fileutil import default_file_mode
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +304,7 @@ def atomic_path(final: Path, suffix: str = ".tif") -> Iterator[Path]:
     )
     os.close(fd)
     tmp = Path(name)
+    tmp.chmod(default_file_mode())  # mkstemp makes 0600; outputs get the usual umask mode
     try:
         yield tmp
         os.replace(tmp, final)

@@ -417,3 +417,15 @@ def test_project_consistent_respects_limits() -> None:
     assert np.allclose(out.reshape(2, 5, 4, 6, 4).mean(axis=(2, 4)), lr, atol=1e-6)
     free = project_consistent(sr.copy(), lr, 4)
     assert np.allclose(free.reshape(2, 5, 4, 6, 4).mean(axis=(2, 4)), lr)
+
+
+def test_outputs_get_ordinary_permissions(crop, model_factory) -> None:
+    import os
+
+    src = crop(LANDSAT8, Window(0, 0, 32, 32))
+    out = geosr.upscale(src, model=model_factory(bands=4))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+    saved = geosr.save_model(geosr.load_model(model_factory(bands=4)), src.with_name("m.safetensors"))
+    assert saved.stat().st_mode & 0o777 == 0o666 & ~mask
