@@ -254,6 +254,24 @@ def build_parser() -> Parser:
     _add_common(demo)
     demo.set_defaults(func=_cmd_demo)
 
+    blend = sub.add_parser(
+        "blend",
+        help="interpolate a PSNR model and its GAN fine-tune (ESRGAN network interpolation)",
+        description=(
+            "Write ALPHA * FIDELITY + (1 - ALPHA) * TEXTURE weights as a new model: more ALPHA, more "
+            "fidelity; less, more texture. Example: geosr blend runs/psnr/best.safetensors "
+            "runs/gan/best.safetensors --alpha 0.5 --out blended.safetensors"
+        ),
+    )
+    blend.add_argument("fidelity", help="the PSNR-oriented model (.safetensors or bundled name)")
+    blend.add_argument("texture", help="the GAN model fine-tuned from it")
+    blend.add_argument("--alpha", type=float, required=True, help="weight of FIDELITY, 0 to 1")
+    blend.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    blend.add_argument("--name", help="model name stored in the output")
+    blend.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    _add_common(blend)
+    blend.set_defaults(func=_cmd_blend)
+
     info = sub.add_parser(
         "info",
         help="print a model's metadata",
@@ -386,6 +404,20 @@ def _cmd_demo(args: argparse.Namespace, events: EventStream) -> int:
         f"{result['radiometry']:.2f} DN"
     )
     events.emit("done", output=str(result["output"]), figure=str(result["figure"]))
+    return 0
+
+
+def _cmd_blend(args: argparse.Namespace, events: EventStream) -> int:
+    import geosr
+    from geosr.checkpoint import interpolate_models
+
+    if args.out.exists() and not args.overwrite:
+        raise geosr.OutputExistsError(f"{args.out} already exists; pass --overwrite to replace it")
+    model = interpolate_models(
+        geosr.load_model(args.fidelity), geosr.load_model(args.texture), args.alpha
+    )
+    updates = {"name": args.name} if args.name else {}
+    print(geosr.save_model(model, args.out, **updates))
     return 0
 
 

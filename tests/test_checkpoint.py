@@ -163,3 +163,43 @@ def test_loading_runs_no_code_in_a_fresh_interpreter(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "4"
+
+
+def test_network_interpolation(tmp_path: Path) -> None:
+    from geosr.checkpoint import interpolate_models
+
+    torch.manual_seed(0)
+    a = geosr.build_model(bands=None, scale=4, width=8, blocks=1)
+    b = geosr.build_model(bands=None, scale=4, width=8, blocks=1)
+    half = interpolate_models(a, b, 0.5)
+    for key, value in half.state_dict().items():
+        assert torch.allclose(value, (a.state_dict()[key] + b.state_dict()[key]) / 2)
+    assert torch.equal(interpolate_models(a, b, 1.0).conv_head.weight, a.conv_head.weight)
+    assert half.meta.trained_on["interpolation"]["alpha"] == 0.5
+    with pytest.raises(geosr.ModelError, match="same architecture"):
+        interpolate_models(a, geosr.build_model(bands=None, scale=4, width=16, blocks=1), 0.5)
+    with pytest.raises(geosr.ModelError, match="between 0 and 1"):
+        interpolate_models(a, b, 1.5)
+    path_a, path_b = (
+        geosr.save_model(a, tmp_path / "a.safetensors"),
+        geosr.save_model(b, tmp_path / "b.safetensors"),
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "geosr",
+            "blend",
+            str(path_a),
+            str(path_b),
+            "--alpha",
+            "0.25",
+            "--out",
+            str(tmp_path / "c.safetensors"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert geosr.read_meta(tmp_path / "c.safetensors").trained_on["interpolation"]["alpha"] == 0.25

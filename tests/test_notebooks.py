@@ -24,11 +24,24 @@ def test_notebooks_are_committed_without_outputs() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not geosr.bundled_models(), reason="the notebooks use the bundled default model")
+@pytest.mark.skipif(
+    not geosr.bundled_models(), reason="the notebooks use the bundled default model"
+)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes(path: Path, tmp_path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    errors = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
     assert not errors
     assert any((tmp_path / "notebook-output").iterdir())

@@ -427,5 +427,7 @@ def test_outputs_get_ordinary_permissions(crop, model_factory) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask
-    saved = geosr.save_model(geosr.load_model(model_factory(bands=4)), src.with_name("m.safetensors"))
+    saved = geosr.save_model(
+        geosr.load_model(model_factory(bands=4)), src.with_name("m.safetensors")
+    )
     assert saved.stat().st_mode & 0o777 == 0o666 & ~mask
