@@ -283,7 +283,12 @@ def interpolate_models(fidelity: nn.Module, texture: nn.Module, alpha: float) ->
         )
     state_a, state_b = fidelity.state_dict(), texture.state_dict()
     blended = build_generator(b.generator)
-    blended.load_state_dict({k: alpha * state_a[k] + (1 - alpha) * state_b[k] for k in state_b})
+    blended.load_state_dict(
+        {
+            k: alpha * state_a[k] + (1 - alpha) * v if v.is_floating_point() else v  # BN counters
+            for k, v in state_b.items()
+        }
+    )
     trained_on = {
         **b.trained_on,
         "interpolation": {"alpha": alpha, "fidelity_model": a.name, "texture_model": b.name},
