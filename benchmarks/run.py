@@ -258,7 +258,7 @@ def bench_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 chunk_size=args.chunk_size,
             )  # ships the model, warms up
             times[workers] = timed(
-                lambda: geosr.upscale(
+                lambda workers=workers: geosr.upscale(
                     scene,
                     work / f"s{workers}.tif",
                     model=args.model,
