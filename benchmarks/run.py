@@ -36,6 +36,7 @@ import rasterio
 import torch
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("GEOSR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -88,13 +89,15 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
-def _mosaic(factor: int, path: Path) -> Path:
-    """A larger real raster: the scene tiled factor x factor (flipped copies, so no seams)."""
+def _mosaic(factor: int, path: Path, base: int | None = None) -> Path:
+    """A larger real raster: the scene (or its top-left ``base`` square) tiled factor x factor
+    (flipped copies, so no seams)."""
     with rasterio.open(SCENE) as src:
-        data = src.read()
+        window = Window(0, 0, base or src.width, base or src.height)
+        data = src.read(window=window)
         profile = src.profile | {
-            "width": src.width * factor,
-            "height": src.height * factor,
+            "width": int(window.width) * factor,
+            "height": int(window.height) * factor,
             "tiled": True,
             "blockxsize": 256,
             "blockysize": 256,
@@ -113,7 +116,7 @@ def bench_memory(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     base_rss = None
     for factor in (1, 2, 4):  # 1x, 4x, 16x the pixels
-        scene = _mosaic(factor, work / f"mosaic{factor}.tif")
+        scene = _mosaic(factor, work / f"mosaic{factor}.tif", base=args.memory_base)
         code = (
             "import resource, sys, geosr; "
             "geosr.upscale(sys.argv[1], sys.argv[2], model=sys.argv[3], chunk_size=int(sys.argv[4]), overwrite=True); "
@@ -241,7 +244,7 @@ def bench_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     import geosr
 
-    scene = _mosaic(2, work / "scaling.tif")
+    scene = _mosaic(1, work / "scaling.tif")
     times = {}
     for workers in (1, 2):
         with (
@@ -255,7 +258,7 @@ def bench_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 work / "warm.tif",
                 model=args.model,
                 overwrite=True,
-                chunk_size=args.chunk_size,
+                chunk_size=args.scaling_chunk_size,
             )  # ships the model, warms up
             times[workers] = timed(
                 lambda workers=workers: geosr.upscale(
@@ -263,7 +266,7 @@ def bench_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     work / f"s{workers}.tif",
                     model=args.model,
                     overwrite=True,
-                    chunk_size=args.chunk_size,
+                    chunk_size=args.scaling_chunk_size,
                 ),
                 args.repeat,
             )
@@ -319,6 +322,10 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=2, help="runs per timing (best is kept)")
     parser.add_argument("--train-steps", type=int, default=20)
+    parser.add_argument(
+        "--memory-base", type=int, default=256, help="side of the 1x scene of the memory test"
+    )
+    parser.add_argument("--scaling-chunk-size", type=int, default=256)
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     args = parser.parse_args()
     machine = {
