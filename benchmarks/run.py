@@ -326,6 +326,12 @@ def main() -> None:
         "--memory-base", type=int, default=256, help="side of the 1x scene of the memory test"
     )
     parser.add_argument("--scaling-chunk-size", type=int, default=256)
+    parser.add_argument(
+        "--crop",
+        type=int,
+        default=256,
+        help="benchmark on the top-left NxN crop of the scene (0: whole scene)",
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     args = parser.parse_args()
     machine = {
@@ -335,7 +341,11 @@ def main() -> None:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     results: dict[str, Any] = {"machine": machine}
+    global SCENE
     with tempfile.TemporaryDirectory(prefix="geosr-bench-") as tmp:
+        if args.crop:
+            SCENE = _mosaic(1, Path(tmp) / "scene.tif", base=args.crop)
+        results["scene"] = f"{SCENE.name}: Landsat 8 B2-B5 uint16, {args.crop or 'whole'} px crop"
         for section in args.only:
             start = time.perf_counter()
             results[section] = globals()[f"bench_{section}"](args, Path(tmp))
