@@ -131,7 +131,7 @@ def bench_memory(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 str(scene),
                 str(work / f"mosaic{factor}_x.tif"),
                 args.model,
-                str(args.chunk_size),
+                str(args.memory_chunk_size),
             ],
             capture_output=True,
             text=True,
@@ -325,7 +325,13 @@ def main() -> None:
     parser.add_argument(
         "--memory-base", type=int, default=256, help="side of the 1x scene of the memory test"
     )
-    parser.add_argument("--scaling-chunk-size", type=int, default=256)
+    parser.add_argument("--scaling-chunk-size", type=int, default=128)
+    parser.add_argument(
+        "--memory-chunk-size",
+        type=int,
+        default=128,
+        help="chunk size of the memory test; scenes larger than one chunk show whether memory stays flat",
+    )
     parser.add_argument(
         "--crop",
         type=int,
