@@ -55,6 +55,12 @@ class EventStream:
             self.stream.write(line + "\n")
             self.stream.flush()
 
+    def progress(self, done: int, total: int) -> None:
+        """A ``(done, total)`` progress callback as a ``progress`` event."""
+        self.emit(
+            "progress", fraction=round(done / total, 4) if total else 1.0, done=done, total=total
+        )
+
 
 class _EventLogHandler(logging.Handler):
     def __init__(self, events: EventStream) -> None:
@@ -103,6 +109,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default="default",
+        help="bundled model name or .safetensors file (default: default)",
+    )
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="geosr",
@@ -125,11 +139,7 @@ def build_parser() -> Parser:
     up.add_argument(
         "output", type=Path, nargs="?", help="output GeoTIFF (default INPUT_x<scale>.tif)"
     )
-    up.add_argument(
-        "--model",
-        default="default",
-        help="bundled model name or .safetensors file (default: default)",
-    )
+    _add_model_option(up)
     up.add_argument("--scale", type=int, help="expected scale; refused if the model does another")
     up.add_argument(
         "--bands", type=_band_list, help="1-based bands to process, e.g. 4,3,2 (default all)"
@@ -186,11 +196,7 @@ def build_parser() -> Parser:
         ),
     )
     ev.add_argument("scenes", type=Path, nargs="*", help="HR reference scenes")
-    ev.add_argument(
-        "--model",
-        default="default",
-        help="bundled model name or .safetensors file (default: default)",
-    )
+    _add_model_option(ev)
     ev.add_argument("--scale", type=int, help="expected scale; refused if the model does another")
     ev.add_argument(
         "--pair",
@@ -246,11 +252,7 @@ def build_parser() -> Parser:
     demo.add_argument(
         "--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)"
     )
-    demo.add_argument(
-        "--model",
-        default="default",
-        help="bundled model name or .safetensors file (default: default)",
-    )
+    _add_model_option(demo)
     _add_common(demo)
     demo.set_defaults(func=_cmd_demo)
 
@@ -291,19 +293,9 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
     import geosr
 
     started = time.perf_counter()
-    callback: Callable[[int, int], None] | bool
-    if args.progress == "jsonl":
-
-        def callback(done: int, total: int) -> None:
-            events.emit(
-                "progress",
-                fraction=round(done / total, 4) if total else 1.0,
-                done=done,
-                total=total,
-            )
-
-    else:
-        callback = args.progress == "bar"
+    callback: Callable[[int, int], None] | bool = (
+        events.progress if args.progress == "jsonl" else args.progress == "bar"
+    )
     events.emit("start", input=str(args.input), output=str(args.output) if args.output else None)
     out = geosr.upscale(
         args.input,
@@ -333,18 +325,10 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
 def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
     from geosr.evaluate import evaluate
 
-    callback = None
+    callback: Callable[[int, int], None] | None = None
     bars: list[Any] = []  # created on the first report, so errors before it print cleanly
     if args.progress == "jsonl":
-
-        def callback(done: int, total: int) -> None:
-            events.emit(
-                "progress",
-                fraction=round(done / total, 4) if total else 1.0,
-                done=done,
-                total=total,
-            )
-
+        callback = events.progress
     elif args.progress == "bar":
         from tqdm.auto import tqdm
 
