@@ -173,3 +173,20 @@ def test_console_script_is_installed() -> None:
         [script, "--version"], capture_output=True, text=True, check=False, env=os.environ
     )
     assert result.returncode == 0 and result.stdout.startswith("geosr ")
+
+
+def test_blend_and_demo_bad_output(model_factory, tmp_path: Path) -> None:
+    model = model_factory(bands=None, scale=4)
+    existing = tmp_path / "taken.safetensors"
+    existing.write_bytes(b"keep me")
+    result = run("blend", model, model, "--alpha", "0.5", "--out", existing)
+    assert result.returncode == 1 and existing.read_bytes() == b"keep me"
+    assert (
+        result.stderr.strip().splitlines() == [result.stderr.strip()]
+        and "--overwrite" in result.stderr
+    )
+    result = run(
+        "demo", "--out", "/proc/geosr-cannot-write", "--model", model, "--progress", "none"
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("geosr: error: cannot create /proc/geosr-cannot-write")
