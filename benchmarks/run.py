@@ -15,11 +15,15 @@ Sections:
               Real-ESRGAN-style loop (whole image in memory, tiles pasted without halo).
     scaling   a dask.distributed LocalCluster with 1 and with 2 workers on the same scene.
     training  steps/s of the default training configurations.
+    gpu       CUDA only: the generator's forward throughput on the device (fp32, fp16, bf16),
+              the whole pipeline's throughput and overhead ratio, and how far half precision
+              moves the output (in DN) from fp32; on a mosaic of the whole scene.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -41,7 +45,7 @@ from rasterio.windows import Window
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("GEOSR_SHARED_DATA", REPO.parent / "shared" / "data"))
 SCENE = DATA / "landsat8_lc80200392015216" / "LC08_020039_20150804_B2B3B4B5_30m.tif"
-SECTIONS = ("overhead", "memory", "halo", "baselines", "scaling", "training")
+SECTIONS = ("overhead", "memory", "halo", "baselines", "scaling", "training", "gpu")
 
 
 def timed(fn, repeat: int = 1) -> float:
@@ -277,6 +281,82 @@ def bench_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+def _cuda_forward_seconds(model, lr: np.ndarray, tile: int, precision: str, repeat: int) -> float:
+    """The bare generator on the GPU over ``lr`` cut into ``tile`` squares (no halo), input
+    already on the device, output left there: the device's own throughput."""
+    device = torch.device("cuda")
+    net = copy.deepcopy(model).to(device, memory_format=torch.channels_last).eval()
+    x = torch.from_numpy(lr.astype(np.float32) / 10000).to(device)
+    tiles = [
+        x[:, y : y + tile, c : c + tile]
+        for y in range(0, x.shape[1], tile)
+        for c in range(0, x.shape[2], tile)
+    ]
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+
+    def run() -> None:
+        with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+            for t in tiles:
+                batch = t[:, None] if model.meta.band_shared else t[None]
+                net(batch.contiguous(memory_format=torch.channels_last))
+        torch.cuda.synchronize()
+
+    run()  # warm-up: cuDNN picks its kernels
+    return timed(run, repeat)
+
+
+def bench_gpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """CUDA: the generator's forward throughput, the whole pipeline's, and their ratio."""
+    import geosr
+
+    if not torch.cuda.is_available():
+        return {"skipped": "torch sees no CUDA GPU"}
+    model = model_for(args)
+    scene = _mosaic(args.gpu_mosaic, work / "gpu_scene.tif")
+    with rasterio.open(scene) as src:
+        lr = src.read()
+    megapixels = lr.shape[1] * lr.shape[2] * lr.shape[0] / 1e6
+    results: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(0),
+        "scene": f"Landsat 8 mosaic {lr.shape[0]} x {lr.shape[1]} x {lr.shape[2]} uint16",
+    }
+    for precision in ("fp32", "fp16", "bf16"):
+        forward = _cuda_forward_seconds(model, lr, args.chunk_size, precision, args.repeat)
+        geosr.upscale(scene, work / "gpu_warm.tif", model=model, device="cuda", overwrite=True)
+        runs = {}
+        for chunk in sorted({args.chunk_size, 1024}):
+            runs[chunk] = timed(
+                lambda chunk=chunk, precision=precision: geosr.upscale(
+                    scene,
+                    work / f"gpu_{precision}.tif",
+                    model=model,
+                    device="cuda",
+                    precision=precision,
+                    chunk_size=chunk,
+                    overwrite=True,
+                ),
+                args.repeat,
+            )
+        results[precision] = {
+            "bare_forward_s": round(forward, 3),
+            "forward_input_mpx_per_s": round(megapixels / forward, 1),
+            **{f"pipeline_chunk{c}_s": round(t, 3) for c, t in runs.items()},
+            **{
+                f"pipeline_chunk{c}_input_mpx_per_s": round(megapixels / t, 1)
+                for c, t in runs.items()
+            },
+            **{f"overhead_ratio_chunk{c}": round(t / forward, 2) for c, t in runs.items()},
+        }
+        with (
+            rasterio.open(work / "gpu_fp32.tif") as a,
+            rasterio.open(work / f"gpu_{precision}.tif") as b,
+        ):
+            diff = np.abs(a.read().astype(np.int64) - b.read().astype(np.int64))
+        results[precision]["max_abs_diff_to_fp32_dn"] = int(diff.max())
+        results[precision]["share_of_pixels_off_by_more_than_1"] = float((diff > 1).mean())
+    return results
+
+
 def bench_training(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from geosr.train import TrainConfig, Trainer
 
@@ -337,6 +417,9 @@ def main() -> None:
         type=int,
         default=256,
         help="benchmark on the top-left NxN crop of the scene (0: whole scene)",
+    )
+    parser.add_argument(
+        "--gpu-mosaic", type=int, default=3, help="gpu section: scene tiled N x N (whole scene)"
     )
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     args = parser.parse_args()

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from geosr.choices import PRECISIONS
+
 log = logging.getLogger("geosr")
 
 EXIT_ERROR = 1
@@ -165,9 +167,10 @@ def build_parser() -> Parser:
     )
     up.add_argument(
         "--precision",
-        choices=("fp32", "fp16", "bf16"),
-        default="fp32",
-        help="CUDA autocast precision (default fp32)",
+        choices=PRECISIONS,
+        default="auto",
+        help="forward pass on CUDA: auto takes fp16 for 8-bit outputs (within 1 DN of fp32), "
+        "fp32 otherwise (default auto; CPUs always run fp32)",
     )
     up.add_argument(
         "--workers", type=_positive_int, help="chunks computed in parallel (default: CPU count)"

@@ -52,6 +52,10 @@ class ConfigError(GeosrError, ValueError):
     """A configuration (training or inference) is invalid."""
 
 
+class DeviceMemoryError(GeosrError, MemoryError):
+    """The accelerator ran out of memory for the chosen tile and batch sizes."""
+
+
 class GeosrWarning(UserWarning):
     """Root of geosr's warnings."""
 

@@ -9,6 +9,8 @@ never leaves it: it is filled before and restored after.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import math
 import os
@@ -29,10 +31,18 @@ from affine import Affine
 from torch import nn
 
 from geosr.checkpoint import ModelMeta, load_model, model_meta
-from geosr.errors import BandMismatchError, ConfigError, InputError, ModelError
+from geosr.choices import PRECISIONS
+from geosr.errors import (
+    BandMismatchError,
+    ConfigError,
+    DeviceMemoryError,
+    InputError,
+    ModelError,
+)
 from geosr.raster import (
     RasterInfo,
     check_output_path,
+    compression_options,
     copy_metadata,
     default_output_path,
     lazy_array,
@@ -49,6 +59,16 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 512
 #: Largest network tile on a CPU (see TileRunner.default_tile).
 CPU_TILE = 256
+#: Network tile sides tried on a GPU, largest first (see TileRunner.default_tile).
+GPU_TILES = (2048, 1024, 512, 256, 128)
+#: Share of the GPU's free memory one forward pass may take (the rest: other chunks'
+#: post-processing, cuDNN workspaces, other processes).
+GPU_MEMORY_SHARE = 0.25
+#: One lock per GPU: dask threads take turns on the device (running concurrently would only
+#: multiply activation memory) while the others read, normalise and write.
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_DEVICE_LOCKS_GUARD = threading.Lock()
+
 #: Rounds of neighbour-mean filling of nodata before the network; adds to the halo.
 FILL_RADIUS = 4
 #: Normalised value given to nodata pixels farther than FILL_RADIUS from valid data.
@@ -189,10 +209,13 @@ class TileRunner:
         halo: int = 0,
         tile_size: int | None = None,
         batch_size: int | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
+        output_dtype: np.dtype | str | None = None,
     ) -> None:
-        if precision not in ("fp32", "fp16", "bf16"):
-            raise ConfigError(f"precision must be 'fp32', 'fp16' or 'bf16', got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ConfigError(
+                f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}"
+            )
         self.model = model.eval()
         self.meta = model_meta(model)
         self.device_spec = str(device)
@@ -200,6 +223,7 @@ class TileRunner:
         self.tile_size = tile_size
         self.requested_batch_size = batch_size
         self.precision = precision
+        self.output_dtype = None if output_dtype is None else np.dtype(output_dtype)
         self._device: torch.device | None = None
         self._device_model: nn.Module | None = None
         self._lock = threading.Lock()
@@ -220,33 +244,80 @@ class TileRunner:
         return self._device
 
     @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """Half-precision type of the forward pass, or None for float32. ``auto`` takes fp16 on
+        CUDA for 8-bit outputs only: measured within 1 DN of fp32 there, but up to 6 DN on
+        uint16 (benchmarks/run.py --only gpu; tests/test_gpu.py)."""
+        if self.device.type != "cuda":
+            return None
+        precision = self.precision
+        if precision == "auto":
+            eight_bit = self.output_dtype is not None and self.output_dtype.itemsize == 1
+            precision = "fp16" if eight_bit and self.output_dtype.kind in "ui" else "fp32"
+        return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+
+    @property
     def batch_size(self) -> int:
         if self.requested_batch_size:
             return max(1, int(self.requested_batch_size))
         return 8 if self.device.type == "cuda" else 1
 
     def default_tile(self, chunk_side: int) -> int:
-        """Network tile side when none is given: the whole chunk on a GPU; on a CPU at most
-        CPU_TILE, because the output-resolution activations of bigger tiles fall out of cache
-        (measured in benchmarks/: 512-pixel tiles cost 3.5x more per pixel than 256)."""
+        """Network tile side when none is given. On a CPU at most CPU_TILE, because the
+        output-resolution activations of bigger tiles fall out of cache (measured in
+        benchmarks/: 512-pixel tiles cost 3.5x more per pixel than 256). On a GPU the largest
+        tile whose batch of activations fits GPU_MEMORY_SHARE of the free memory."""
         if self.device.type == "cpu":
             return min(chunk_side, CPU_TILE)
-        return chunk_side
+        if self.device.type != "cuda":
+            return chunk_side
+        free, _ = torch.cuda.mem_get_info(self.device)
+        width = self.meta.generator.width
+        items = self.batch_size
+        for tile in GPU_TILES:
+            # about three live float32 feature maps at output resolution per item
+            need = 3 * items * (tile * self.meta.scale) ** 2 * width * 4
+            if tile <= chunk_side and need <= GPU_MEMORY_SHARE * free:
+                return tile
+        return min(chunk_side, GPU_TILES[-1])
+
+    def device_lock(self) -> threading.Lock | contextlib.nullcontext:
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        with _DEVICE_LOCKS_GUARD:
+            return _DEVICE_LOCKS.setdefault(str(self.device), threading.Lock())
 
     def device_model(self) -> nn.Module:
         with self._lock:
             if self._device_model is None:
                 device = self.device
-                self._device_model = self.model.to(device) if device.type != "cpu" else self.model
+                if device.type == "cuda":
+                    # a copy: the CPU model stays as it is for pickling and other devices
+                    self._device_model = copy.deepcopy(self.model).to(
+                        device, memory_format=torch.channels_last
+                    )
+                elif device.type != "cpu":
+                    self._device_model = copy.deepcopy(self.model).to(device)
+                else:
+                    self._device_model = self.model
             return self._device_model
 
     def __call__(self, x: np.ndarray, core: tuple[int, int, int, int]) -> np.ndarray:
         """Super-resolve the ``core`` rows/cols (r0, r1, c0, c1) of ``x`` (bands, H, W),
         using up to ``halo`` pixels of context around each tile. Returns (bands, rows*s, cols*s)."""
+        return self.run(x, core).cpu().numpy()
+
+    def run(self, x: np.ndarray, core: tuple[int, int, int, int]) -> torch.Tensor:
+        """As ``__call__``, but the result stays a float32 tensor on the runner's device, so
+        post-processing runs there too (one host-device copy in, one out, per chunk)."""
         scale = self.meta.scale
         bands = x.shape[0]
         r0, r1, c0, c1 = core
-        out = np.empty((bands, (r1 - r0) * scale, (c1 - c0) * scale), np.float32)
+        device = self.device
+        source = torch.from_numpy(x).to(device)
+        out = torch.empty(
+            (bands, (r1 - r0) * scale, (c1 - c0) * scale), dtype=torch.float32, device=device
+        )
         tile = self.tile_size or self.default_tile(max(r1 - r0, c1 - c0))
         items = []  # (input array, destination slices, crop slices)
         for ty in range(r0, r1, tile):
@@ -262,7 +333,7 @@ class TileRunner:
                     slice((ty - r0) * scale, (ty1 - r0) * scale),
                     slice((tx - c0) * scale, (tx1 - c0) * scale),
                 )
-                context = x[:, y0:y1, x0:x1]
+                context = source[:, y0:y1, x0:x1]
                 if self.meta.band_shared:
                     items.extend((context[b : b + 1], (b, *dest), crop) for b in range(bands))
                 else:
@@ -272,33 +343,46 @@ class TileRunner:
         by_shape: dict[tuple[int, ...], list] = {}
         for item in items:
             by_shape.setdefault(item[0].shape, []).append(item)
-        for group in by_shape.values():
-            for start in range(0, len(group), self.batch_size):
-                batch = group[start : start + self.batch_size]
-                result = self._forward(model, np.stack([item[0] for item in batch]))
-                for (_, dest, crop), sr in zip(batch, result, strict=True):
-                    out[dest] = sr[(slice(None), *crop)]
+        with self.device_lock():
+            for group in by_shape.values():
+                for start in range(0, len(group), self.batch_size):
+                    batch = group[start : start + self.batch_size]
+                    result = self._forward(model, torch.stack([item[0] for item in batch]))
+                    for (_, dest, crop), sr in zip(batch, result, strict=True):
+                        out[dest] = sr[(slice(None), *crop)]
         return out
 
-    def _forward(self, model: nn.Module, batch: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(batch).to(self.device)
+    def _forward(self, model: nn.Module, tensor: torch.Tensor) -> torch.Tensor:
+        try:
+            return self._forward_unchecked(model, tensor)
+        except torch.OutOfMemoryError:
+            raise DeviceMemoryError(
+                f"the {self.device} device ran out of memory on a batch of {tensor.shape[0]} "
+                f"tile(s) of {tensor.shape[-2]}x{tensor.shape[-1]} pixels; pass a smaller "
+                "tile_size / --tile-size or batch_size / --batch-size"
+            ) from None
+
+    def _forward_unchecked(self, model: nn.Module, tensor: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            # channels-last NHWC is what cuDNN's fastest convolutions take on tensor cores
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        dtype = self.autocast_dtype
         with torch.inference_mode():
-            if self.device.type == "cuda" and self.precision != "fp32":
-                dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+            if dtype is not None:
                 with torch.autocast("cuda", dtype=dtype):
                     result = model(tensor)
             else:
                 result = model(tensor)
-        return result.float().cpu().numpy()
+        return result.float()
 
 
 def project_consistent(
-    sr: np.ndarray,
-    lr: np.ndarray,
+    sr: np.ndarray | torch.Tensor,
+    lr: np.ndarray | torch.Tensor,
     scale: int,
     low: float = -math.inf,
     high: float = math.inf,
-) -> np.ndarray:
+) -> np.ndarray | torch.Tensor:
     """Make each ``scale`` x ``scale`` block of ``sr`` average exactly to its ``lr`` pixel.
 
     The Euclidean projection onto that constraint is SR + upsample_nearest(LR - box_down(SR)).
@@ -306,27 +390,32 @@ def project_consistent(
     ``t`` per block, found by bisection for the few blocks the plain projection pushes out of
     range; so outputs keep the input's radiometry (NDVI and the like average back to the
     input's) even next to saturated or black pixels.
+
+    Works in place on float32 torch tensors (on the device that made them) or numpy arrays.
     """
+    if isinstance(sr, np.ndarray):
+        lr_t = torch.from_numpy(np.asarray(lr, np.float32))
+        return project_consistent(torch.from_numpy(sr), lr_t, scale, low, high).numpy()
     bands, h, w = lr.shape
-    blocks = sr.reshape(bands, h, scale, w, scale)
-    blocks += (lr - blocks.mean(axis=(2, 4)))[:, :, None, :, None]
+    blocks = sr.view(bands, h, scale, w, scale)
+    blocks += (lr - blocks.mean(dim=(2, 4)))[:, :, None, :, None]
     if math.isinf(low) and math.isinf(high):
-        return blocks.reshape(sr.shape)
-    outside = ((blocks < low) | (blocks > high)).any(axis=(2, 4))
-    if outside.any():
-        b, y, x = np.nonzero(outside)
+        return sr
+    outside = ((blocks < low) | (blocks > high)).any(dim=4).any(dim=2)
+    if bool(outside.any()):
+        b, y, x = torch.nonzero(outside, as_tuple=True)
         sub = blocks[b, y, :, x, :]  # (n, scale, scale)
-        target = np.clip(lr[b, y, x], low, high)
-        shift_low = low - sub.max(axis=(1, 2))  # every pixel at `low`
-        shift_high = high - sub.min(axis=(1, 2))  # every pixel at `high`
+        target = lr[b, y, x].clamp(low, high)
+        shift_low = low - sub.amax(dim=(1, 2))  # every pixel at `low`
+        shift_high = high - sub.amin(dim=(1, 2))  # every pixel at `high`
         for _ in range(40):  # the block mean is monotone in the shift
             mid = (shift_low + shift_high) / 2
-            below = np.clip(sub + mid[:, None, None], low, high).mean(axis=(1, 2)) < target
-            shift_low = np.where(below, mid, shift_low)
-            shift_high = np.where(below, shift_high, mid)
+            below = (sub + mid[:, None, None]).clamp(low, high).mean(dim=(1, 2)) < target
+            shift_low = torch.where(below, mid, shift_low)
+            shift_high = torch.where(below, shift_high, mid)
         shift = (shift_low + shift_high) / 2
-        blocks[b, y, :, x, :] = np.clip(sub + shift[:, None, None], low, high)
-    return blocks.reshape(sr.shape)
+        blocks[b, y, :, x, :] = (sub + shift[:, None, None]).clamp(low, high)
+    return sr
 
 
 def output_limits(dtype: np.dtype, nodata: float | None) -> tuple[float, float]:
@@ -343,23 +432,49 @@ def output_limits(dtype: np.dtype, nodata: float | None) -> tuple[float, float]:
     return low, high
 
 
+_TORCH_INTEGERS = {
+    "uint8": torch.uint8,
+    "int8": torch.int8,
+    "uint16": torch.uint16,
+    "int16": torch.int16,
+    "int32": torch.int32,
+}
+
+
 def to_output_dtype(
-    sr: np.ndarray, valid: np.ndarray, scale: int, dtype: np.dtype, nodata: float | None
+    sr: np.ndarray | torch.Tensor,
+    valid: np.ndarray,
+    scale: int,
+    dtype: np.dtype,
+    nodata: float | None,
 ) -> np.ndarray:
-    """Clip and round to ``dtype``; pixels from nodata sources become nodata (or NaN)."""
-    hr_valid = np.repeat(np.repeat(valid, scale, axis=1), scale, axis=2)
+    """Clip and round to ``dtype``; pixels from nodata sources become nodata (or NaN).
+
+    ``sr`` may be a tensor on a GPU: rounding and clipping run there, before the copy back.
+    """
+    t = torch.as_tensor(sr)
+    all_valid = bool(valid.all())
+
+    def hr_valid() -> np.ndarray:
+        return np.repeat(np.repeat(valid, scale, axis=1), scale, axis=2)
+
     if dtype.kind == "f":
-        out = sr.astype(dtype)
-        fill = np.nan if nodata is None else nodata
-        out[~hr_valid] = fill
+        out = t.cpu().numpy().astype(dtype)
+        if not all_valid:
+            out[~hr_valid()] = np.nan if nodata is None else nodata
         return out
     low, high = output_limits(dtype, nodata)  # data never turns into nodata
-    out = np.clip(np.rint(sr), low, high)
+    t = t.round().clamp_(low, high)  # round half to even, as numpy's rint
     if nodata is not None and not math.isnan(nodata) and low < nodata < high:
-        out[(out == nodata) & hr_valid] = nodata + 1
-    out = out.astype(dtype)
-    if nodata is not None and not math.isnan(nodata):
-        out[~hr_valid] = dtype.type(nodata)
+        hit = t == nodata
+        if not all_valid:
+            hit &= torch.from_numpy(hr_valid()).to(t.device)
+        t[hit] = nodata + 1
+    # convert where the data is: a uint8 copy off a GPU moves a quarter of float32's bytes
+    torch_dtype = _TORCH_INTEGERS.get(dtype.name)
+    out = t.to(torch_dtype).cpu().numpy() if torch_dtype else t.cpu().numpy().astype(dtype)
+    if nodata is not None and not math.isnan(nodata) and not all_valid:
+        out[~hr_valid()] = dtype.type(nodata)
     return out
 
 
@@ -391,18 +506,15 @@ def _upscale_block(
     x = (block.astype(np.float32) - offset) / spread
     if not valid.all():
         x = fill_invalid(x, valid)
-    sr = plan.runner(x, (top, bottom, left, right)) * spread + offset
-    lr = block[:, top:bottom, left:right]
+    sr = plan.runner.run(x, (top, bottom, left, right))
+    device = sr.device
+    sr = sr.mul_(torch.from_numpy(spread).to(device)).add_(torch.from_numpy(offset).to(device))
+    core_valid = valid[:, top:bottom, left:right]
     if plan.consistency:
         low, high = output_limits(plan.dtype, plan.nodata)
-        sr = project_consistent(
-            sr,
-            np.where(valid[:, top:bottom, left:right], lr, 0).astype(np.float32),
-            scale,
-            low,
-            high,
-        )
-    return to_output_dtype(sr, valid[:, top:bottom, left:right], scale, plan.dtype, plan.nodata)
+        lr = np.where(core_valid, block[:, top:bottom, left:right], 0).astype(np.float32)
+        sr = project_consistent(sr, torch.from_numpy(lr).to(device), scale, low, high)
+    return to_output_dtype(sr, core_valid, scale, plan.dtype, plan.nodata)
 
 
 def _halo_chunks(chunks: tuple[int, ...], halo: int) -> tuple[tuple[int, ...], int]:
@@ -506,7 +618,7 @@ def upscale_dataarray(
     device: str | torch.device = "auto",
     tile_size: int | None = None,
     batch_size: int | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     consistency: bool = True,
     stats: BandStats | None = None,
 ) -> xr.DataArray:
@@ -527,7 +639,9 @@ def upscale_dataarray(
         tile_size: network tile side inside a chunk (memory bound on small GPUs); default the chunk.
         batch_size: tiles (and bands of a band-shared model) per forward pass; default 8 on
             CUDA, 1 on CPU.
-        precision: ``"fp32"``; ``"fp16"``/``"bf16"`` autocast on CUDA.
+        precision: forward pass on CUDA: ``"auto"`` (fp16 autocast for 8-bit outputs, where
+            it stays within 1 DN of fp32; fp32 otherwise), or ``"fp32"``, ``"fp16"``, ``"bf16"``.
+            CPUs always run fp32.
         consistency: project the output so each block averages back to its input pixel.
     """
     net = resolve_model(model)
@@ -554,7 +668,13 @@ def upscale_dataarray(
     if active_client() is None:
         resolve_device(device)  # fail now, not in the first chunk; a cluster resolves per worker
     runner = TileRunner(
-        net, device, halo=halo, tile_size=tile_size, batch_size=batch_size, precision=precision
+        net,
+        device,
+        halo=halo,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        precision=precision,
+        output_dtype=array.dtype,
     )
     result = upscale_array(array, runner, stats, nodata, halo, consistency)
     return _wrap_result(data, result, meta.scale, nodata, model_label(model, meta))
@@ -639,10 +759,7 @@ def write(
         "tiled": True,
         "blockxsize": block,
         "blockysize": block,
-        "compress": "deflate",
-        "predictor": 3 if floating else 2,
-        "bigtiff": "IF_SAFER",
-        "sparse_ok": True,
+        **compression_options(floating),
     }
     if data.rio.crs is not None:
         profile["crs"] = data.rio.crs
@@ -708,7 +825,7 @@ def upscale(
     device: str | torch.device = "auto",
     tile_size: int | None = None,
     batch_size: int | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     consistency: bool = True,
     cog: bool = False,
     overwrite: bool = False,

@@ -322,6 +322,23 @@ def output_block_size(chunk_out: int) -> int:
     return 256
 
 
+#: Deflate level of outputs: level 1 compresses 3-4x faster than GDAL's default 6 and the
+#: files of real SR outputs come out 0-10 % larger (measured in benchmarks/).
+DEFLATE_LEVEL = 1
+
+
+def compression_options(floating: bool) -> dict[str, Any]:
+    """GeoTIFF creation options for compressed, tiled outputs, compressed on every core."""
+    return {
+        "compress": "deflate",
+        "predictor": 3 if floating else 2,
+        "zlevel": DEFLATE_LEVEL,
+        "num_threads": "ALL_CPUS",  # GDAL compresses tiles in parallel; writes hold a lock
+        "bigtiff": "IF_SAFER",
+        "sparse_ok": True,
+    }
+
+
 def output_profile(info: RasterInfo, scale: int, block: int) -> dict[str, Any]:
     """GeoTIFF creation profile: same CRS, transform x Affine.scale(1/scale), dtype, nodata."""
     floating = np.dtype(info.dtype).kind == "f"
@@ -337,11 +354,7 @@ def output_profile(info: RasterInfo, scale: int, block: int) -> dict[str, Any]:
         "tiled": True,
         "blockxsize": block,
         "blockysize": block,
-        "compress": "deflate",
-        "predictor": 3 if floating else 2,
-        "zlevel": 6,
-        "bigtiff": "IF_SAFER",
-        "sparse_ok": True,
+        **compression_options(floating),
     }
     if len(info.selected) == 3 and info.dtype == "uint8":
         ci = [info.colorinterp[b - 1] for b in info.selected]

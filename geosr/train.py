@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("pretrain", "gan")
 STATE_FILE = "state.safetensors"
+LR_SCHEDULES = ("step", "cosine")
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.csv"
 
@@ -84,8 +85,11 @@ class TrainConfig:
     disc_width: int = 32
     lr: float = 2e-4
     lr_disc: float = 1e-4
+    lr_schedule: str = "step"
     lr_milestones: list[int] = field(default_factory=list)
     lr_gamma: float = 0.5
+    lr_min_ratio: float = 0.01
+    time_limit: float | None = None
     pixel_loss: str = "l1"
     pixel_weight: float | None = None
     content: str = "features"
@@ -122,6 +126,16 @@ class TrainConfig:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.lr <= 0 or self.lr_disc <= 0:
             raise ConfigError("learning rates must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"unknown lr_schedule {self.lr_schedule!r}; use {' or '.join(map(repr, LR_SCHEDULES))}"
+            )
+        if not 0 <= self.lr_min_ratio <= 1:
+            raise ConfigError(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ConfigError(
+                f"time_limit must be a positive number of minutes, got {self.time_limit}"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
@@ -187,8 +201,11 @@ HELP: dict[str, str] = {
     "disc_width": "channels of the discriminator's first stage",
     "lr": "generator learning rate (Adam)",
     "lr_disc": "discriminator learning rate (Adam)",
-    "lr_milestones": "steps at which the learning rates are multiplied by lr_gamma",
+    "lr_schedule": "step (multiply by lr_gamma at each milestone) or cosine (decay to lr * lr_min_ratio over the stage: its steps, or its time limit when that comes first)",
+    "lr_milestones": "steps at which the learning rates are multiplied by lr_gamma (schedule step)",
     "lr_gamma": "learning-rate decay factor at each milestone",
+    "lr_min_ratio": "final learning rate of the cosine schedule, as a fraction of lr",
+    "time_limit": "stop the stage after this many minutes of training (validated, checkpointed, resumable)",
     "pixel_loss": "l1 or mse",
     "pixel_weight": "pixel loss weight (default 1 in pretrain, 0.01 in gan, as in ESRGAN)",
     "content": "content loss of the gan stage: features (discriminator feature matching), vgg or none",
@@ -374,6 +391,9 @@ class Trainer:
         self.step = 0
         self.best_score = -math.inf
         self.best_step = 0
+        self.elapsed_before = 0.0  # training seconds of earlier (resumed) runs of this stage
+        self.run_started: float | None = None
+        self.finishing = False
         if resume:
             self._load_state()
 
@@ -466,6 +486,7 @@ class Trainer:
                 "opt_d_groups": d_groups,
                 "best_score": self.best_score,
                 "best_step": self.best_step,
+                "elapsed_s": self.elapsed(),
             }
         }
         save_tensors(self.out / STATE_FILE, tensors, meta)
@@ -509,14 +530,47 @@ class Trainer:
         self.step = int(state["step"])
         self.best_score = float(state["best_score"])
         self.best_step = int(state["best_step"])
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
         self._apply_lr()
         log.info("resumed %s at step %d", path, self.step)
 
     # --- the loop ---
 
+    def elapsed(self) -> float:
+        """Training seconds of this stage so far, resumed runs included."""
+        running = 0.0 if self.run_started is None else time.perf_counter() - self.run_started
+        return self.elapsed_before + running
+
+    def progress_fraction(self) -> float:
+        """How far the stage is: by steps, or by its time limit when that comes first."""
+        cfg = self.config
+        fraction = self.step / cfg.steps
+        if cfg.time_limit is not None:
+            fraction = max(fraction, self.elapsed() / (cfg.time_limit * 60))
+        return min(fraction, 1.0)
+
+    def lr_factor(self) -> float:
+        cfg = self.config
+        if cfg.lr_schedule == "cosine":
+            cosine = 0.5 * (1 + math.cos(math.pi * self.progress_fraction()))
+            return cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * cosine
+        decays = sum(1 for m in cfg.lr_milestones if self.step >= m)
+        return cfg.lr_gamma**decays
+
+    def out_of_time(self) -> bool:
+        """True once the time limit is spent; under DDP every rank stops at the same step."""
+        limit = self.config.time_limit
+        if limit is None:
+            return False
+        spent = self.elapsed() >= limit * 60
+        if self.dist.world > 1:
+            flag = torch.tensor([1.0 if spent else 0.0], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            spent = bool(flag.item())
+        return spent
+
     def _apply_lr(self) -> None:
-        decays = sum(1 for m in self.config.lr_milestones if self.step >= m)
-        factor = self.config.lr_gamma**decays
+        factor = self.lr_factor()
         for group in self.opt_g.param_groups:
             group["lr"] = self.config.lr * factor
         if self.opt_d is not None:
@@ -650,7 +704,7 @@ class Trainer:
             (self.out / CONFIG_FILE).write_text(to_toml(cfg.to_dict()))
         checkpoint_every = cfg.checkpoint_every or cfg.val_every
         bar = _Progress(self.progress, cfg.steps, self.step, enabled=self.dist.main)
-        started = time.perf_counter()
+        started = self.run_started = time.perf_counter()
         first_step = self.step
         batches: Iterator[PatchSample] = iter(self.stream)
         try:
@@ -659,21 +713,25 @@ class Trainer:
                 logs = self.train_step(next(batches))
                 self.step += 1
                 bar.update(self.step, logs)
-                if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                last = self.finishing = self.step == cfg.steps or self.out_of_time()
+                if self.step % cfg.val_every == 0 or last:
                     self._validate_and_record(logs, started, first_step)
-                if self.step % checkpoint_every == 0 or self.step == cfg.steps:
+                if self.step % checkpoint_every == 0 or last:
                     self._checkpoint()
+                if last:
+                    break
         finally:
             bar.close()
         elapsed = time.perf_counter() - started
         if self.dist.main:
             rate = (self.step - first_step) / elapsed if elapsed > 0 else math.nan
             log.info(
-                "trained %d steps in %.1f s (%.2f steps/s); best step %d",
+                "trained %d steps in %.1f s (%.2f steps/s); best step %d%s",
                 self.step - first_step,
                 elapsed,
                 rate,
                 self.best_step,
+                " (time limit reached)" if self.step < cfg.steps else "",
             )
         _barrier(self.dist)
         return self.out / "best.safetensors"
@@ -706,7 +764,7 @@ class Trainer:
                 metrics.get("bicubic_psnr", math.nan),
                 metrics.get("model_ssim", math.nan),
             )
-        elif not (self.out / "best.safetensors").exists() or self.step == self.config.steps:
+        elif not (self.out / "best.safetensors").exists() or self.finishing:
             self.best_step = self.step
             self.save_model("best.safetensors")
         _plot_metrics(self.out / METRICS_FILE, self.out / "metrics.png")
@@ -920,6 +978,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, nargs="+", metavar="PATH", help=text)
         elif f.name in ("lr_milestones", "rgb_bands"):
             parser.add_argument(flag, nargs="+", type=int, help=text)
+        elif f.name == "lr_schedule":
+            parser.add_argument(flag, choices=LR_SCHEDULES, help=text)
         elif f.name in ("batch_norm", "amp"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
         elif f.name in (
@@ -943,6 +1003,8 @@ def build_parser() -> argparse.ArgumentParser:
             "lr",
             "lr_disc",
             "lr_gamma",
+            "lr_min_ratio",
+            "time_limit",
             "pixel_weight",
             "content_weight",
             "adversarial_weight",

@@ -431,3 +431,14 @@ def test_outputs_get_ordinary_permissions(crop, model_factory) -> None:
         geosr.load_model(model_factory(bands=4)), src.with_name("m.safetensors")
     )
     assert saved.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_cpu_runs_float32_whatever_the_precision() -> None:
+    from geosr.errors import ConfigError
+    from geosr.pipeline import TileRunner
+
+    model = geosr.load_model("default")
+    for precision in ("auto", "fp16", "bf16"):
+        assert TileRunner(model, "cpu", precision=precision).autocast_dtype is None
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        TileRunner(model, "cpu", precision="fp8")

@@ -168,6 +168,43 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
             assert torch.equal(a[key], b[key]), key
 
 
+def test_time_limit_stops_validates_and_resumes(tmp_path: Path) -> None:
+    """A stage with a time limit stops early with a validated, resumable checkpoint."""
+    out = tmp_path / "run"
+    trainer = Trainer(
+        config(tmp_path, bands=4, steps=100_000, time_limit=0.02, val_every=100_000),
+        progress="none",
+    )
+    best = trainer.run()
+    assert 0 < trainer.step < 100_000
+    assert best.is_file() and (out / "state.safetensors").is_file()
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[-1].split(",")[0] == str(trainer.step)  # validated at the stop
+    assert trainer.elapsed() >= 0.02 * 60
+    resumed = Trainer(
+        config(tmp_path, bands=4, steps=100_000, time_limit=0.04, val_every=100_000),
+        resume=True,
+        progress="none",
+    )
+    assert resumed.step == trainer.step
+    assert resumed.elapsed() >= 0.02 * 60  # the clock carries over
+    resumed.run()
+    assert resumed.step > trainer.step
+
+
+def test_cosine_schedule_decays_to_the_floor(tmp_path: Path) -> None:
+    trainer = Trainer(
+        config(tmp_path, bands=4, steps=100, lr=1e-3, lr_schedule="cosine", lr_min_ratio=0.1),
+        progress="none",
+    )
+    factors = []
+    for step in (0, 50, 100):
+        trainer.step = step
+        trainer._apply_lr()
+        factors.append(trainer.opt_g.param_groups[0]["lr"] / 1e-3)
+    assert factors == pytest.approx([1.0, 0.55, 0.1])
+
+
 def test_resume_from_the_saved_config(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [
