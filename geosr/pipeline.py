@@ -265,10 +265,11 @@ class TileRunner:
         return 8 if self.device.type == "cuda" else 1
 
     def default_tile(self, chunk_side: int) -> int:
-        """Network tile side when none is given. On a CPU at most CPU_TILE, because the
-        output-resolution activations of bigger tiles fall out of cache (measured in
-        benchmarks/: 512-pixel tiles cost 3.5x more per pixel than 256). On a GPU the largest
-        tile whose batch of activations fits GPU_MEMORY_SHARE of the free memory."""
+        """Network tile side when none is given. On a CPU at most CPU_TILE: with one forward
+        at a time, 256- to 512-pixel tiles run within 8 % of each other (benchmarks/), and
+        256 bounds the output-resolution activations to about 0.2 GB for the compact model.
+        On a GPU the largest tile whose batch of activations fits GPU_MEMORY_SHARE of the
+        free memory."""
         if self.device.type == "cpu":
             return min(chunk_side, CPU_TILE)
         if self.device.type != "cuda":
