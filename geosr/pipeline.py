@@ -465,6 +465,8 @@ def to_output_dtype(
             out[~hr_valid()] = np.nan if nodata is None else nodata
         return out
     low, high = output_limits(dtype, nodata)  # data never turns into nodata
+    if dtype.itemsize >= 4:  # float32 cannot hold int32 limits exactly (2**31 - 1 -> 2**31)
+        t = t.double()
     t = t.round().clamp_(low, high)  # round half to even, as numpy's rint
     if nodata is not None and not math.isnan(nodata) and low < nodata < high:
         hit = t == nodata

@@ -442,3 +442,20 @@ def test_cpu_runs_float32_whatever_the_precision() -> None:
         assert TileRunner(model, "cpu", precision=precision).autocast_dtype is None
     with pytest.raises(ConfigError, match="precision must be one of"):
         TileRunner(model, "cpu", precision="fp8")
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint32"])
+def test_wide_integer_limits_do_not_wrap(dtype: str) -> None:
+    """Values at the top of int32/uint32 clip to the largest value, never wrap around."""
+    import torch
+
+    from geosr.pipeline import to_output_dtype
+
+    info = np.iinfo(dtype)
+    sr = torch.tensor([[[1e12, -1e12], [float(info.max), 5.4]]], dtype=torch.float32)
+    sr = sr.repeat_interleave(2, 1).repeat_interleave(2, 2)
+    valid = np.ones((1, 2, 2), bool)
+    out = to_output_dtype(sr, valid, 2, np.dtype(dtype), None)
+    assert out.dtype == np.dtype(dtype)
+    assert out[0, 0, 0] == info.max and out[0, 0, 2] == info.min
+    assert out[0, 2, 0] == info.max and out[0, 2, 2] == 5
