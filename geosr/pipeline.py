@@ -292,15 +292,12 @@ class TileRunner:
         with self._lock:
             if self._device_model is None:
                 device = self.device
-                if device.type == "cuda":
-                    # a copy: the CPU model stays as it is for pickling and other devices
-                    self._device_model = copy.deepcopy(self.model).to(
-                        device, memory_format=torch.channels_last
-                    )
-                elif device.type != "cpu":
-                    self._device_model = copy.deepcopy(self.model).to(device)
-                else:
+                if device.type == "cpu":
                     self._device_model = self.model
+                else:
+                    # a copy: the CPU model stays as it is for pickling and other devices
+                    layout = torch.channels_last if device.type == "cuda" else torch.preserve_format
+                    self._device_model = copy.deepcopy(self.model).to(device, memory_format=layout)
             return self._device_model
 
     def __call__(self, x: np.ndarray, core: tuple[int, int, int, int]) -> np.ndarray:
@@ -454,15 +451,12 @@ def to_output_dtype(
     ``sr`` may be a tensor on a GPU: rounding and clipping run there, before the copy back.
     """
     t = torch.as_tensor(sr)
-    all_valid = bool(valid.all())
-
-    def hr_valid() -> np.ndarray:
-        return np.repeat(np.repeat(valid, scale, axis=1), scale, axis=2)
-
+    # None when every pixel is valid, the common case: no output-size mask is built then
+    hr_valid = None if valid.all() else np.repeat(np.repeat(valid, scale, axis=1), scale, axis=2)
     if dtype.kind == "f":
         out = t.cpu().numpy().astype(dtype)
-        if not all_valid:
-            out[~hr_valid()] = np.nan if nodata is None else nodata
+        if hr_valid is not None:
+            out[~hr_valid] = np.nan if nodata is None else nodata
         return out
     low, high = output_limits(dtype, nodata)  # data never turns into nodata
     if dtype.itemsize >= 4:  # float32 cannot hold int32 limits exactly (2**31 - 1 -> 2**31)
@@ -470,14 +464,14 @@ def to_output_dtype(
     t = t.round().clamp_(low, high)  # round half to even, as numpy's rint
     if nodata is not None and not math.isnan(nodata) and low < nodata < high:
         hit = t == nodata
-        if not all_valid:
-            hit &= torch.from_numpy(hr_valid()).to(t.device)
+        if hr_valid is not None:
+            hit &= torch.from_numpy(hr_valid).to(t.device)
         t[hit] = nodata + 1
     # convert where the data is: a uint8 copy off a GPU moves a quarter of float32's bytes
     torch_dtype = _TORCH_INTEGERS.get(dtype.name)
     out = t.to(torch_dtype).cpu().numpy() if torch_dtype else t.cpu().numpy().astype(dtype)
-    if nodata is not None and not math.isnan(nodata) and not all_valid:
-        out[~hr_valid()] = dtype.type(nodata)
+    if nodata is not None and not math.isnan(nodata) and hr_valid is not None:
+        out[~hr_valid] = dtype.type(nodata)
     return out
 
 

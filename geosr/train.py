@@ -393,7 +393,6 @@ class Trainer:
         self.best_step = 0
         self.elapsed_before = 0.0  # training seconds of earlier (resumed) runs of this stage
         self.run_started: float | None = None
-        self.finishing = False
         if resume:
             self._load_state()
 
@@ -713,9 +712,9 @@ class Trainer:
                 logs = self.train_step(next(batches))
                 self.step += 1
                 bar.update(self.step, logs)
-                last = self.finishing = self.step == cfg.steps or self.out_of_time()
+                last = self.step == cfg.steps or self.out_of_time()
                 if self.step % cfg.val_every == 0 or last:
-                    self._validate_and_record(logs, started, first_step)
+                    self._validate_and_record(logs, started, first_step, final=last)
                 if self.step % checkpoint_every == 0 or last:
                     self._checkpoint()
                 if last:
@@ -737,7 +736,7 @@ class Trainer:
         return self.out / "best.safetensors"
 
     def _validate_and_record(
-        self, logs: Mapping[str, float], started: float, first_step: int
+        self, logs: Mapping[str, float], started: float, first_step: int, final: bool
     ) -> None:
         if not self.dist.main:
             _barrier(self.dist)
@@ -764,7 +763,7 @@ class Trainer:
                 metrics.get("bicubic_psnr", math.nan),
                 metrics.get("model_ssim", math.nan),
             )
-        elif not (self.out / "best.safetensors").exists() or self.finishing:
+        elif not (self.out / "best.safetensors").exists() or final:
             self.best_step = self.step
             self.save_model("best.safetensors")
         _plot_metrics(self.out / METRICS_FILE, self.out / "metrics.png")
