@@ -96,7 +96,13 @@ def test_errors_in_jsonl_mode_are_events_too(model_factory) -> None:
 
 
 def test_usage_errors_exit_2() -> None:
-    for args in (["upscale"], ["upscale", "x.tif", "--chunk-size", "zero"], ["frobnicate"], []):
+    for args in (
+        ["upscale"],
+        ["upscale", "x.tif", "--chunk-size", "zero"],
+        ["upscale", "x.tif", "--precision", "fp8"],
+        ["frobnicate"],
+        [],
+    ):
         result = run(*args)
         assert result.returncode == 2, args
         assert result.stderr.strip().splitlines()[-1].startswith("geosr: error: ")

@@ -310,6 +310,8 @@ def test_two_process_gloo_data_parallel(tmp_path: Path) -> None:
         ),
         (["--data", str(LANDSAT8), "--scale", "3"], "scale 3 is not supported"),
         ([], "no training scenes"),
+        (["--data", str(LANDSAT8), "--time-limit", "0"], "time_limit must be a positive"),
+        (["--data", str(LANDSAT8), "--lr-min-ratio", "2"], r"lr_min_ratio must be in \[0, 1\]"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(
@@ -324,6 +326,16 @@ def test_bad_input_is_one_line_and_exit_1(
 
     assert err[-1].startswith("geosr-train: error: ") and re.search(message, err[-1]), err
     assert "Traceback" not in "\n".join(err)
+
+
+def test_unknown_lr_schedule_in_a_config_file(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'data = ["{LANDSAT8}"]\nlr_schedule = "linear"\n')
+    code = main(["--config", str(config), "--out", str(tmp_path / "out"), "--progress", "none"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1] == "geosr-train: error: unknown lr_schedule 'linear'; use 'step' or 'cosine'"
+    assert not (tmp_path / "out").exists()
 
 
 def test_corrupt_config_file(tmp_path: Path, capsys) -> None:
