@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' geosr/version.py)
+WHEEL   = $(CURDIR)/dist/geosr-$(VERSION)-py3-none-any.whl
 
-.PHONY: setup test test-fast test-qgis lint format demo bench clean qgis-plugin
+.PHONY: setup test test-fast test-qgis lint format demo bench clean qgis-plugin dist wheel-check
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,17 +25,26 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py --json out/bench.json
 
 ## Run the whole test suite: the library, then the QGIS plugin in real QGIS.
-test: $(STAMP)
+test: $(STAMP) dist
 	$(PY) -m pytest -q
-	GEOSR_PYTHON=$(CURDIR)/$(PY) bash qgis_plugin/run_tests.sh
+	GEOSR_PYTHON=$(CURDIR)/$(PY) GEOSR_WHEEL=$(WHEEL) bash qgis_plugin/run_tests.sh
 
 ## The library's tests without those marked slow (no QGIS).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 ## Test the QGIS plugin in real QGIS (installs Debian's qgis when missing; needs root).
-test-qgis: $(STAMP)
-	GEOSR_PYTHON=$(CURDIR)/$(PY) bash qgis_plugin/run_tests.sh
+test-qgis: $(STAMP) dist
+	GEOSR_PYTHON=$(CURDIR)/$(PY) GEOSR_WHEEL=$(WHEEL) bash qgis_plugin/run_tests.sh
+
+## Build the sdist and the wheel (bundled weights and sample scene inside) into dist/.
+dist: $(STAMP)
+	rm -rf dist/geosr-*
+	$(PY) -m build --outdir dist .
+
+## Install the wheel in a clean venv and run geosr demo, geosr upscale and the notebooks there.
+wheel-check: dist
+	bash scripts/check_wheel.sh $(PYTHON)
 
 ## Build the QGIS plugin zip (dist/geosr_qgis-<version>.zip) for Plugins > Install from ZIP.
 qgis-plugin:
@@ -48,4 +59,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix geosr tests benchmarks qgis_plugin
 
 clean:
-	rm -rf $(VENV) .venv-qgis build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-qgis build dist *.egg-info .pytest_cache out

@@ -14,6 +14,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from geosr import accessor as _accessor  # noqa: F401  (registers da.geosr / ds.geosr)
 from geosr.errors import (
     BandMismatchError,
     CheckpointError,
@@ -29,10 +30,7 @@ from geosr.errors import (
     OutputError,
     OutputExistsError,
 )
-
-__version__ = "0.1.0"
-
-from geosr import accessor as _accessor  # noqa: F401  (registers da.geosr / ds.geosr)
+from geosr.version import __version__
 
 _LAZY = {
     "ModelMeta": "geosr.checkpoint",

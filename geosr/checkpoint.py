@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickletools
 import struct
 import tempfile
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -364,56 +365,68 @@ def load_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
 
 
 def read_header(path: Path) -> dict[str, Any]:
-    """Validate the safetensors framing and return the decoded metadata dict."""
+    """Validate a safetensors file and return its decoded metadata dict.
+
+    safetensors parses the file first; only a file it refuses is classified (pickle, empty,
+    truncated, corrupt) for the message, because any byte, 0x80 included, can begin a valid
+    safetensors header length.
+    """
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            prefix = f.read(8)
-            if _looks_like_pickle(prefix):
-                raise CheckpointError(
-                    f"{path} is a PyTorch pickle (torch.save) file, which can run code when "
-                    "loaded; geosr reads only .safetensors. If you trust its source, convert it: "
-                    "load it in PyTorch, then save it with geosr.save_model"
-                )
-            if len(prefix) < 8:
-                raise CheckpointError(f"{path} is empty or truncated; re-download or re-export it")
-            (header_len,) = struct.unpack("<Q", prefix)
-            if header_len > min(size - 8, _MAX_HEADER_BYTES):
-                raise CheckpointError(
-                    f"{path} is not a safetensors file, or it is truncated; pass a .safetensors "
-                    "model written by geosr.save_model"
-                )
-            header = json.loads(f.read(header_len))
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except SafetensorError as exc:
+        raise CheckpointError(_refusal(path, exc)) from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(
-            f"{path} has a corrupt safetensors header; re-download or re-export it"
-        ) from None
-    if not isinstance(header, dict):
-        raise CheckpointError(
-            f"{path} has a corrupt safetensors header; re-download or re-export it"
-        )
-    try:
-        end = max(
-            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
-        )
-    except (KeyError, TypeError, IndexError):
-        raise CheckpointError(
-            f"{path} has a corrupt safetensors header; re-download or re-export it"
-        ) from None
-    if 8 + header_len + end > size:
-        raise CheckpointError(f"{path} is truncated; re-download or re-export it")
-    raw = header.get("__metadata__") or {}
     try:
         return {key: json.loads(value) for key, value in raw.items()}
     except (TypeError, json.JSONDecodeError):
         raise CheckpointError(f"{path} has corrupt metadata; re-download or re-export it") from None
 
 
-def _looks_like_pickle(prefix: bytes) -> bool:
-    # torch.save writes a zip archive (new format) or a raw pickle stream (legacy format)
-    return prefix.startswith(b"PK\x03\x04") or prefix[:1] == b"\x80"
+def _refusal(path: Path, exc: BaseException) -> str:
+    """The one-line reason a file safetensors refused is not a usable checkpoint."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            header_len = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            framed = 0 < header_len <= min(size - 8, _MAX_HEADER_BYTES)
+            header = f.read(header_len) if framed else b""
+    except OSError as error:
+        return f"cannot read {path}: {error.strerror or error}"
+    if _is_torch_pickle(head):
+        return (
+            f"{path} is a PyTorch pickle (torch.save) file, which can run code when loaded; "
+            "geosr reads only .safetensors. If you trust its source, convert it: load it in "
+            "PyTorch, then save it with geosr.save_model"
+        )
+    if len(head) < 8:
+        return f"{path} is empty or truncated; re-download or re-export it"
+    if not framed:
+        return (
+            f"{path} is not a safetensors file, or it is truncated; pass a .safetensors model "
+            "written by geosr.save_model"
+        )
+    try:
+        if not isinstance(json.loads(header), dict):
+            raise ValueError("the header is not a JSON object")
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return f"{path} has a corrupt safetensors header; re-download or re-export it"
+    return f"{path} is corrupt or truncated ({_first_line(exc)}); re-download or re-export it"
+
+
+def _is_torch_pickle(head: bytes) -> bool:
+    """torch.save's zip archive, or a raw pickle stream: PROTO 2-5 and then a real opcode
+    (a safetensors length 0x0280-0x0580 has a zero byte there instead)."""
+    if head.startswith(b"PK\x03\x04"):
+        return True
+    return (
+        len(head) >= 3
+        and head[0] == 0x80
+        and 2 <= head[1] <= 5
+        and chr(head[2]) in pickletools.code2op
+    )
 
 
 def _compare_keys(

@@ -2,75 +2,25 @@
 
 Errors print one line, ``geosr: error: ...``, on stderr and exit 1 (2 for usage errors);
 ``--debug`` shows the traceback instead. ``--progress jsonl`` turns stdout into a stream of
-JSON events for programs driving geosr (the QGIS plugin does).
+JSON events for programs driving geosr (the QGIS plugin does). The plumbing around the
+commands is :mod:`geosr.console`.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
-import os
-import signal
-import sys
-import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any
 
 from geosr.choices import PRECISIONS
+from geosr.console import Console, EventStream, Parser, UsageError, add_console_options
+from geosr.version import __version__
 
 log = logging.getLogger("geosr")
-
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Bad command-line usage (exit code 2)."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors in geosr's format."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-class EventStream:
-    """Writes machine-readable events (JSON lines on stdout) or nothing."""
-
-    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
-        self.enabled = enabled
-        self.stream = stream or sys.stdout
-        self.lock = threading.Lock()
-
-    def emit(self, event: str, **fields: Any) -> None:
-        if not self.enabled:
-            return
-        line = json.dumps({"event": event, **fields}, default=str)
-        with self.lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
-    def progress(self, done: int, total: int) -> None:
-        """A ``(done, total)`` progress callback as a ``progress`` event."""
-        self.emit(
-            "progress", fraction=round(done / total, 4) if total else 1.0, done=done, total=total
-        )
-
-
-class _EventLogHandler(logging.Handler):
-    def __init__(self, events: EventStream) -> None:
-        super().__init__()
-        self.events = events
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.events.emit("log", level=record.levelname.lower(), message=record.getMessage())
 
 
 def _positive_int(text: str) -> int:
@@ -95,22 +45,6 @@ def _band_list(text: str) -> list[int]:
     return bands
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
-    parser.add_argument(
-        "--progress",
-        choices=("bar", "jsonl", "none"),
-        default="bar",
-        help="progress display: a bar on stderr (default), JSON lines on stdout, or none",
-    )
-    parser.add_argument(
-        "--exit-on-stdin-eof",
-        action="store_true",
-        help="stop (cleaning up) when standard input closes, so a child dies with its parent",
-    )
-
-
 def _add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -124,10 +58,23 @@ def build_parser() -> Parser:
         prog="geosr",
         description="Super-resolution for multispectral GeoTIFFs, on the input's exact footprint.",
     )
-    parser.add_argument("--version", action="version", version=f"geosr {_version()}")
+    parser.add_argument("--version", action="version", version=f"geosr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
+    for add, command in (
+        (_upscale_arguments, _cmd_upscale),
+        (_evaluate_arguments, _cmd_evaluate),
+        (_demo_arguments, _cmd_demo),
+        (_blend_arguments, _cmd_blend),
+        (_info_arguments, _cmd_info),
+    ):
+        subparser = add(sub)
+        add_console_options(subparser)
+        subparser.set_defaults(func=command)
+    return parser
 
+
+def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
     up = sub.add_parser(
         "upscale",
         help="super-resolve a raster into a GeoTIFF",
@@ -137,9 +84,25 @@ def build_parser() -> Parser:
             "scale. Example: geosr upscale scene.tif big.tif --model my.safetensors --chunk-size 256"
         ),
     )
-    up.add_argument("input", type=Path, help="source raster (GeoTIFF or any GDAL raster)")
+    up.add_argument(
+        "input",
+        nargs="?",
+        help="source raster: a file GDAL reads, an http(s)://, s3://, gs://, az:// URL or a "
+        "/vsi... name",
+    )
     up.add_argument(
         "output", type=Path, nargs="?", help="output GeoTIFF (default INPUT_x<scale>.tif)"
+    )
+    up.add_argument(
+        "-o", "--output", dest="output_option", type=Path, metavar="OUTPUT", help="= OUTPUT"
+    )
+    up.add_argument(
+        "--stack",
+        nargs="+",
+        metavar="BAND_FILE",
+        help="single-band rasters on one grid, stacked in this order, instead of INPUT; band "
+        "names from the file names (e.g. --stack B02.jp2 B03.jp2 B04.jp2 -o rgb_x4.tif; "
+        "default output FIRST_stack_x<scale>.tif)",
     )
     _add_model_option(up)
     up.add_argument("--scale", type=int, help="expected scale; refused if the model does another")
@@ -184,9 +147,10 @@ def build_parser() -> Parser:
         "--cog", action="store_true", help="write a Cloud-Optimised GeoTIFF with overviews"
     )
     up.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    _add_common(up)
-    up.set_defaults(func=_cmd_upscale)
+    return up
 
+
+def _evaluate_arguments(sub: Any) -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate",
         help="score a model against bicubic and Lanczos on held-out scenes",
@@ -239,14 +203,19 @@ def build_parser() -> Parser:
     ev.add_argument(
         "--no-consistency", action="store_true", help="evaluate without the radiometric projection"
     )
+    _add_report_options(ev)
+    return ev
+
+
+def _add_report_options(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--json", type=Path, dest="json_path", help="write the full report as JSON")
     ev.add_argument("--figure", type=Path, help="write a PNG of LR, bicubic, model and HR crops")
     ev.add_argument(
         "--html", type=Path, dest="html_path", help="write an HTML report (table and figure)"
     )
-    _add_common(ev)
-    ev.set_defaults(func=_cmd_evaluate)
 
+
+def _demo_arguments(sub: Any) -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="upscale the bundled sample scene with the bundled default model",
@@ -256,9 +225,10 @@ def build_parser() -> Parser:
         "--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)"
     )
     _add_model_option(demo)
-    _add_common(demo)
-    demo.set_defaults(func=_cmd_demo)
+    return demo
 
+
+def _blend_arguments(sub: Any) -> argparse.ArgumentParser:
     blend = sub.add_parser(
         "blend",
         help="interpolate a PSNR model and its GAN fine-tune (ESRGAN network interpolation)",
@@ -274,9 +244,10 @@ def build_parser() -> Parser:
     blend.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     blend.add_argument("--name", help="model name stored in the output")
     blend.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    _add_common(blend)
-    blend.set_defaults(func=_cmd_blend)
+    return blend
 
+
+def _info_arguments(sub: Any) -> argparse.ArgumentParser:
     info = sub.add_parser(
         "info",
         help="print a model's metadata",
@@ -287,9 +258,7 @@ def build_parser() -> Parser:
     )
     info.add_argument("--json", action="store_true", help="print the metadata as JSON")
     info.add_argument("--list", action="store_true", help="list the bundled models")
-    _add_common(info)
-    info.set_defaults(func=_cmd_info)
-    return parser
+    return info
 
 
 def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
@@ -299,10 +268,14 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
     callback: Callable[[int, int], None] | bool = (
         events.progress if args.progress == "jsonl" else args.progress == "bar"
     )
-    events.emit("start", input=str(args.input), output=str(args.output) if args.output else None)
+    from geosr.sources import redact
+
+    source, output = _upscale_source(args)
+    shown = redact(" ".join(source) if isinstance(source, list) else source)
+    events.emit("start", input=shown, output=str(output) if output else None)
     out = geosr.upscale(
-        args.input,
-        args.output,
+        source,
+        output,
         model=args.model,
         scale=args.scale,
         bands=args.bands,
@@ -323,6 +296,20 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
     if not events.enabled:
         print(out)
     return 0
+
+
+def _upscale_source(args: argparse.Namespace) -> tuple[str | list[str], Path | None]:
+    """INPUT [OUTPUT], or --stack BAND_FILE ... [-o OUTPUT]."""
+    if args.output is not None and args.output_option is not None:
+        raise UsageError("give the output once: as OUTPUT or as -o/--output")
+    output = args.output or args.output_option
+    if args.stack:
+        if args.input is not None:
+            raise UsageError("--stack replaces INPUT; give the output with -o/--output")
+        return args.stack, output
+    if args.input is None:
+        raise UsageError("give the INPUT raster to upscale (or --stack BAND_FILE ...)")
+    return args.input, output
 
 
 def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
@@ -423,111 +410,20 @@ def _cmd_info(args: argparse.Namespace, events: EventStream) -> int:
     return 0
 
 
-def watch_stdin() -> None:
-    """Interrupt the main thread when stdin reaches EOF (the parent went away)."""
-
-    def watch() -> None:
-        try:
-            # the raw descriptor, not sys.stdin.buffer: a daemon thread blocked in a buffered
-            # read holds its lock and makes interpreter shutdown abort
-            while os.read(sys.stdin.fileno(), 4096):
-                pass
-        except (OSError, ValueError):
-            pass
-        os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=watch, name="geosr-stdin-watch", daemon=True).start()
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _configure_logging(args: argparse.Namespace, events: EventStream) -> None:
-    root = logging.getLogger("geosr")
-    root.handlers.clear()
-    root.setLevel(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
-    if events.enabled:
-        handler: logging.Handler = _EventLogHandler(events)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("geosr: %(message)s"))
-        handler.setLevel(logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
-    root.addHandler(handler)
-    root.propagate = False
-
-    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        text = str(message)
-        if events.enabled:
-            events.emit("log", level="warning", message=text)
-        else:
-            print(f"geosr: warning: {text}", file=sys.stderr)
-
-    warnings.showwarning = show  # type: ignore[assignment]
+CONSOLE = Console(
+    prog="geosr",
+    build_parser=build_parser,
+    interrupted="interrupted; no output was written",
+    out_of_memory="out of memory; use a smaller --chunk-size or --tile-size",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geosr`` console script; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    events = EventStream(_wants_jsonl(argv))  # usage errors are reported before parsing ends
-    try:
-        args = build_parser().parse_args(argv)
-    except UsageError as exc:
-        print(f"geosr: error: {exc}", file=sys.stderr)
-        events.emit("error", message=str(exc))
-        return EXIT_USAGE
-    events = EventStream(getattr(args, "progress", "bar") == "jsonl")
-    _configure_logging(args, events)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    if getattr(args, "exit_on_stdin_eof", False):
-        watch_stdin()
-    from geosr.errors import GeosrError
-
-    try:
-        return args.func(args, events)
-    except KeyboardInterrupt:
-        message = "interrupted; no output was written"
-        print(f"geosr: error: {message}", file=sys.stderr)
-        events.emit("error", message=message)
-        sys.stderr.flush()
-        sys.stdout.flush()
-        # chunk threads may still be busy; their output is discarded, so exit now
-        os._exit(EXIT_INTERRUPTED)
-    except GeosrError as exc:
-        if debug:
-            raise
-        message = str(exc)
-    except MemoryError:
-        if debug:
-            raise
-        message = "out of memory; use a smaller --chunk-size or --tile-size"
-    except Exception as exc:
-        if debug:
-            raise
-        message = f"{type(exc).__name__}: {exc} (unexpected; rerun with --debug and report it)"
-    message = " ".join(message.split())  # one line, always
-    print(f"geosr: error: {message}", file=sys.stderr)
-    events.emit("error", message=message)
-    return EXIT_ERROR
+    return CONSOLE.main(argv)
 
 
-def _wants_jsonl(argv: Sequence[str]) -> bool:
-    pairs = itertools.pairwise(argv)
-    return "--progress=jsonl" in argv or any(a == "--progress" and b == "jsonl" for a, b in pairs)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("geosr")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def run() -> NoReturn:
-    sys.exit(main())
+run = CONSOLE.exit
 
 
 if __name__ == "__main__":

@@ -65,11 +65,7 @@ def run_demo(
 
 
 def _side_by_side(lr: np.ndarray, sr: np.ndarray, scale: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from geosr.figures import new_figure, save_png
     from geosr.metrics import bicubic_upsample
 
     crop = 64  # input pixels shown
@@ -82,7 +78,8 @@ def _side_by_side(lr: np.ndarray, sr: np.ndarray, scale: int, path: Path) -> Non
         "geosr": sr[rgb, y0 * scale : (y0 + crop) * scale, x0 * scale : (x0 + crop) * scale],
     }
     low, high = np.percentile(lr_crop, 1), np.percentile(lr_crop, 99)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.3))
+    fig = new_figure(12, 4.3)
+    axes = fig.subplots(1, 3)
     for ax, (title, image) in zip(axes, panels.items(), strict=True):
         ax.imshow(
             np.clip((image - low) / max(high - low, 1e-9), 0, 1).transpose(1, 2, 0),
@@ -92,5 +89,4 @@ def _side_by_side(lr: np.ndarray, sr: np.ndarray, scale: int, path: Path) -> Non
         ax.axis("off")
     fig.suptitle(f"NAIP sample, x{scale} (USDA FSA, public domain)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path, dpi=100)

@@ -30,6 +30,7 @@ from geosr.checkpoint import model_meta
 from geosr.data.dataset import validation_cut
 from geosr.data.degradations import DegradationConfig
 from geosr.errors import ConfigError, InputError
+from geosr.figures import write_atomic
 from geosr.metrics import all_metrics, bicubic_upsample, lanczos_upsample, mean_gradient_magnitude
 from geosr.pipeline import resolve_model, upscale, valid_mask
 from geosr.raster import open_info, open_raster
@@ -197,14 +198,14 @@ def evaluate(
     label = Path(model).name if isinstance(model, str | os.PathLike) else (meta.name or "model")
     report = EvaluationReport(model=label, scale=meta.scale, results=results)
     if json_path is not None:
-        _write_atomic(
+        write_atomic(
             Path(json_path), json.dumps(report.to_dict(), indent=2, default=_json_default).encode()
         )
     png = _figure(results) if (figure is not None or html_path is not None) else None
     if figure is not None and png is not None:
-        _write_atomic(Path(figure), png)
+        write_atomic(Path(figure), png)
     if html_path is not None:
-        _write_atomic(Path(html_path), _html(report, png).encode())
+        write_atomic(Path(html_path), _html(report, png).encode())
     return report
 
 
@@ -401,15 +402,11 @@ def _display_bands(count: int) -> list[int]:
 def _figure(results: Sequence[SceneResult]) -> bytes | None:
     if not results:
         return None
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from geosr.figures import new_figure, png_bytes
 
     shown = results[: min(len(results), 4)]
-    fig, axes = plt.subplots(len(shown), 4, figsize=(12, 3.2 * len(shown)), squeeze=False)
+    fig = new_figure(12, 3.2 * len(shown))
+    axes = fig.subplots(len(shown), 4, squeeze=False)
     for row, result in enumerate(shown):
         hr = result.panels["HR"]
         crop = min(hr.shape[1], hr.shape[2], 256)
@@ -433,10 +430,7 @@ def _figure(results: Sequence[SceneResult]) -> bytes | None:
             )
             ax.axis("off")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig, dpi=90)
 
 
 def _html(report: EvaluationReport, png: bytes | None) -> str:
@@ -460,12 +454,6 @@ def _html(report: EvaluationReport, png: bytes | None) -> str:
         "high-frequency energy relative to the reference (1 is ideal); lr_psnr: output degraded back "
         f"to LR against the LR input.</p>{image}</body></html>"
     )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _nanmean(values: Sequence[float]) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import numbers
 import os
 import sys
 import threading
@@ -30,7 +31,7 @@ import xarray as xr
 from affine import Affine
 from torch import nn
 
-from geosr.checkpoint import ModelMeta, load_model, model_meta
+from geosr.checkpoint import ALIASES, ModelMeta, load_model, model_meta
 from geosr.choices import PRECISIONS
 from geosr.errors import (
     BandMismatchError,
@@ -39,18 +40,26 @@ from geosr.errors import (
     InputError,
     ModelError,
 )
+from geosr.nodata import FILL_RADIUS, fill_invalid, valid_mask
 from geosr.raster import (
     RasterInfo,
+    Sources,
     check_output_path,
     compression_options,
+    copy_georeference,
     copy_metadata,
     default_output_path,
     lazy_array,
+    lazy_mask,
     open_info,
     output_block_size,
     output_profile,
     read_sample,
+    sample_array,
+    sample_mask,
 )
+from geosr.sources import dataset_names, remote_env
+from geosr.version import __version__
 from geosr.writer import ProgressCallback, active_client, write_raster
 
 log = logging.getLogger(__name__)
@@ -70,12 +79,6 @@ GPU_MEMORY_SHARE = 0.25
 #: and with them peak memory grew with the chunk count (benchmarks/: memory).
 _DEVICE_LOCKS: dict[str, threading.Lock] = {}
 _DEVICE_LOCKS_GUARD = threading.Lock()
-
-#: Rounds of neighbour-mean filling of nodata before the network; adds to the halo.
-FILL_RADIUS = 4
-#: Normalised value given to nodata pixels farther than FILL_RADIUS from valid data.
-FILL_VALUE = 0.5
-
 
 # --- models and devices -------------------------------------------------------------------------
 
@@ -122,12 +125,16 @@ class BandStats:
 
 
 def scene_statistics(
-    sample: np.ndarray, nodata: float | None, percentiles: tuple[float, float] = (1.0, 99.0)
+    sample: np.ndarray,
+    nodata: float | None,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    mask: np.ndarray | None = None,
 ) -> BandStats:
-    """Robust per-band statistics of a scene sample (bands, y, x): p_low -> 0, p_high -> 1."""
+    """Robust per-band statistics of a scene sample (bands, y, x): p_low -> 0, p_high -> 1.
+    Pixels where ``mask`` (y, x) is 0 are left out, as nodata is."""
     offsets, scales = [], []
     for band in sample:
-        values = band[valid_mask(band, nodata)].astype(np.float64)
+        values = band[valid_mask(band, nodata, mask)].astype(np.float64)
         if values.size == 0:
             low, high = 0.0, 1.0
         else:
@@ -141,9 +148,13 @@ def scene_statistics(
 
 
 def model_statistics(
-    meta: ModelMeta, bands: int, sample: Callable[[], np.ndarray], nodata: float | None
+    meta: ModelMeta,
+    bands: int,
+    sample: Callable[[], tuple[np.ndarray, np.ndarray | None]],
+    nodata: float | None,
 ) -> BandStats:
-    """The normalisation a model asks for: its stored values, or the scene's own."""
+    """The normalisation a model asks for: its stored values, or the scene's own, from
+    ``sample()``: a decimated (bands, y, x) sample and its (y, x) mask (0 = masked) or None."""
     norm = meta.normalization
     if norm.mode == "fixed":
         offset = np.asarray(norm.offset, np.float32)
@@ -155,42 +166,8 @@ def model_statistics(
                 f"the model stores normalisation for {offset.size} band(s) but the raster has {bands}"
             )
         return BandStats(offset, scale)
-    return scene_statistics(sample(), nodata, norm.percentiles)
-
-
-def valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
-    """True where a pixel holds data: not the nodata value, and finite for floats."""
-    if values.dtype.kind == "f":
-        mask = np.isfinite(values)
-        if nodata is not None and not math.isnan(nodata):
-            mask &= values != nodata
-        return mask
-    if nodata is None:
-        return np.ones(values.shape, bool)
-    return values != nodata
-
-
-def fill_invalid(x: np.ndarray, valid: np.ndarray, rounds: int = FILL_RADIUS) -> np.ndarray:
-    """Give nodata pixels the mean of their valid 3x3 neighbours, ``rounds`` times outwards,
-    then a constant; so the network sees no step at data edges (no dark halos). The result at
-    a pixel depends only on inputs within ``rounds`` pixels, which keeps tiling exact."""
-    x = np.where(valid, x, 0.0).astype(np.float32)
-    known = valid.astype(np.float32)
-    for _ in range(rounds):
-        if known.all():
-            break
-        total = _box3_sum(x * known)
-        count = _box3_sum(known)
-        grow = (known == 0) & (count > 0)
-        x = np.where(grow, total / np.maximum(count, 1), x)
-        known = np.where(grow, 1.0, known).astype(np.float32)
-    return np.where(known > 0, x, FILL_VALUE).astype(np.float32)
-
-
-def _box3_sum(a: np.ndarray) -> np.ndarray:
-    padded = np.pad(a, ((0, 0), (1, 1), (1, 1)))
-    h, w = a.shape[-2:]
-    return sum(padded[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3))
+    data, mask = sample()
+    return scene_statistics(data, nodata, norm.percentiles, mask)
 
 
 # --- tiled inference ----------------------------------------------------------------------------
@@ -417,17 +394,24 @@ def project_consistent(
 
 
 def output_limits(dtype: np.dtype, nodata: float | None) -> tuple[float, float]:
-    """Range valid output pixels may take: the dtype's, minus a nodata value at either end."""
+    """Range valid output pixels may take: the dtype's, minus a nodata value at either end,
+    as the floats nearest inside it (float64 rounds int64/uint64 limits outwards, to 2**63
+    and 2**64, which would wrap around on the cast back)."""
     if dtype.kind == "f":
         return -math.inf, math.inf
     info = np.iinfo(dtype)
-    low, high = float(info.min), float(info.max)
+    low, high = int(info.min), int(info.max)
     if nodata is not None and not math.isnan(nodata):
-        if nodata == low:
+        if nodata == float(low):  # nodata arrives as a float
             low += 1
-        elif nodata == high:
+        elif nodata == float(high):
             high -= 1
-    return low, high
+    low_f, high_f = float(low), float(high)
+    if low_f < low:
+        low_f = math.nextafter(low_f, math.inf)
+    if high_f > high:
+        high_f = math.nextafter(high_f, -math.inf)
+    return low_f, high_f
 
 
 _TORCH_INTEGERS = {
@@ -470,8 +454,10 @@ def to_output_dtype(
     # convert where the data is: a uint8 copy off a GPU moves a quarter of float32's bytes
     torch_dtype = _TORCH_INTEGERS.get(dtype.name)
     out = t.to(torch_dtype).cpu().numpy() if torch_dtype else t.cpu().numpy().astype(dtype)
-    if nodata is not None and not math.isnan(nodata) and hr_valid is not None:
-        out[~hr_valid] = dtype.type(nodata)
+    if hr_valid is not None:
+        # under a mask without a nodata value: 0, whatever the network made of the fill
+        fill = nodata if nodata is not None and not math.isnan(nodata) else 0
+        out[~hr_valid] = dtype.type(fill)
     return out
 
 
@@ -484,10 +470,15 @@ class _BlockPlan:
     nodata: float | None
     dtype: np.dtype
     consistency: bool
+    carry: tuple[int, ...] = ()  # band positions carried by nearest neighbour (alpha)
 
 
 def _upscale_block(
-    block: np.ndarray, plan: _BlockPlan, block_id: tuple[int, ...] | None = None
+    block: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    plan: _BlockPlan,
+    block_id: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     _, height, width = block.shape
     _, iy, ix = block_id or (0, 0, 0)
@@ -497,7 +488,10 @@ def _upscale_block(
     left = halo_x if ix > 0 else 0
     right = width - (halo_x if ix < plan.numblocks[1] - 1 else 0)
     scale = plan.runner.meta.scale
-    valid = valid_mask(block, plan.nodata)
+    whole = block
+    if plan.carry:
+        block = np.delete(whole, plan.carry, axis=0)
+    valid = valid_mask(block, plan.nodata, mask)
     offset = plan.stats.offset[:, None, None]
     spread = plan.stats.scale[:, None, None]
     x = (block.astype(np.float32) - offset) / spread
@@ -514,7 +508,22 @@ def _upscale_block(
     out = to_output_dtype(sr, core_valid, scale, plan.dtype, plan.nodata)
     del sr, x
     _release_freed_memory()
+    if plan.carry:
+        carried = whole[list(plan.carry), top:bottom, left:right]
+        out = np.insert(out, [c - i for i, c in enumerate(plan.carry)], _nearest(carried, scale), 0)
     return out
+
+
+def _nearest(array: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour upsampling of the last two axes by ``scale``."""
+    return np.repeat(np.repeat(array, scale, axis=-2), scale, axis=-1)
+
+
+def upscaled_mask(mask: da.Array, scale: int, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+    """The output's mask: ``mask`` (y, x; 0 = masked) as 0/255, nearest-upsampled by
+    ``scale`` and chunked as the output's (y, x) ``chunks``."""
+    flags = da.where(mask != 0, np.uint8(255), np.uint8(0))
+    return da.repeat(da.repeat(flags, scale, axis=0), scale, axis=1).rechunk(chunks)
 
 
 def _load_malloc_trim() -> Callable[[int], int] | None:
@@ -559,9 +568,15 @@ def upscale_array(
     nodata: float | None,
     halo: int,
     consistency: bool = True,
+    mask: da.Array | None = None,
+    carry: Sequence[int] = (),
 ) -> da.Array:
     """Lazy super-resolution of a dask array (bands, y, x); output chunks are ``scale`` times
-    the input chunks. Bands stay in one chunk, since the network needs all of them."""
+    the input chunks. Bands stay in one chunk, since the network needs all of them.
+
+    ``mask`` (y, x) marks masked pixels with 0: they are invalid, as nodata is. The bands at
+    0-based positions ``carry`` (an alpha band) are upsampled by nearest neighbour, never
+    super-resolved; ``runner`` and ``stats`` see the other bands only."""
     scale = runner.meta.scale
     if array.chunks[0] != (array.shape[0],):
         array = array.rechunk({0: -1})
@@ -570,6 +585,10 @@ def upscale_array(
     if (ychunks, xchunks) != array.chunks[1:]:
         array = array.rechunk((array.shape[0], ychunks, xchunks))
     extended = da.overlap.overlap(array, depth={0: 0, 1: halo_y, 2: halo_x}, boundary="none")
+    masks = []
+    if mask is not None:
+        mask = mask.rechunk((ychunks, xchunks))
+        masks.append(da.overlap.overlap(mask, depth={0: halo_y, 1: halo_x}, boundary="none"))
     plan = _BlockPlan(
         runner=runner,
         stats=stats,
@@ -578,14 +597,17 @@ def upscale_array(
         nodata=nodata,
         dtype=np.dtype(array.dtype),
         consistency=consistency,
+        carry=tuple(sorted(int(c) for c in carry)),
     )
     out_chunks = (
         array.chunks[0],
         tuple(c * scale for c in ychunks),
         tuple(c * scale for c in xchunks),
     )
-    return extended.map_blocks(
+    return da.map_blocks(
         _upscale_block,
+        extended,
+        *masks,  # (y, x): dask aligns it with the last two axes
         # one graph key holding the model: a cluster ships it once per worker, not per chunk
         plan=dask.delayed(plan, pure=False),
         chunks=out_chunks,
@@ -607,6 +629,22 @@ def check_bands(meta: ModelMeta, count: int, source: str) -> None:
             f"the model expects {meta.bands} band(s){names} but {source} has {count}; select "
             f"{meta.bands} bands with bands=[...] (--bands 1,2,...) or use a band-shared model"
         )
+
+
+def chunk_side(chunk_size: int | None) -> int:
+    """Input pixels per chunk side: ``chunk_size``, or DEFAULT_CHUNK_SIZE when it is None."""
+    if chunk_size is None:
+        return DEFAULT_CHUNK_SIZE
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
+        raise ConfigError(
+            f"chunk_size must be a whole number of pixels, got {chunk_size!r}; pass e.g. 512"
+        )
+    if chunk_size < 1:
+        raise ConfigError(
+            f"chunk_size must be a positive number of pixels, got {chunk_size}; pass e.g. 512, "
+            "or leave it unset for the default"
+        )
+    return int(chunk_size)
 
 
 def check_scale(meta: ModelMeta, scale: int | None) -> None:
@@ -641,10 +679,12 @@ def upscale_dataarray(
     precision: str = "auto",
     consistency: bool = True,
     stats: BandStats | None = None,
+    mask: xr.DataArray | da.Array | np.ndarray | None = None,
+    alpha: int | None = None,
 ) -> xr.DataArray:
     """Lazily super-resolve a georeferenced DataArray (``band, y, x`` or ``y, x``).
 
-    Nothing is computed except, for models that normalise per scene, a strided sample of at
+    Nothing is computed except, for models that normalise per scene, a decimated sample of at
     most a million pixels per band for the statistics (pass ``stats=`` to skip it). The result
     is dask-backed, with x/y coordinates of the new pixel centres, the same CRS, transform
     ``transform @ Affine.scale(1/scale)``, the same nodata, band coordinate and attributes.
@@ -663,6 +703,12 @@ def upscale_dataarray(
             it stays within 1 DN of fp32; fp32 otherwise), or ``"fp32"``, ``"fp16"``, ``"bf16"``.
             CPUs always run fp32.
         consistency: project the output so each block averages back to its input pixel.
+        stats: the normalisation to use instead of the scene's (or the model's fixed one).
+        mask: (y, x) validity, 0 where a pixel is masked (e.g. ``src.dataset_mask()``):
+            masked pixels never reach the network and come out as nodata (NaN for floats,
+            0 for integers without a nodata value).
+        alpha: 1-based position of an alpha band along ``band``: carried by nearest
+            neighbour, never super-resolved, and a mask for the other bands (0 = masked).
     """
     net = resolve_model(model)
     meta = model_meta(net)
@@ -673,18 +719,31 @@ def upscale_dataarray(
         raise InputError(f"expected a DataArray with dims (band, y, x), got {data.dims}")
     check_dtype(np.dtype(data.dtype), "the DataArray")
     count = data.shape[0]
-    check_bands(meta, count, "the DataArray")
+    carry = _alpha_position(alpha, count)
+    check_bands(
+        meta, count - len(carry), "the DataArray" + (" (less its alpha band)" if carry else "")
+    )
     nodata = data.rio.nodata
     if nodata is None and data.rio.encoded_nodata is not None:
         nodata = float("nan")  # masked on read: nodata arrives as NaN
     array = data.data if isinstance(data.data, da.Array) else da.asarray(data.data)
     if chunk_size is not None or not isinstance(data.data, da.Array):
-        size = chunk_size or DEFAULT_CHUNK_SIZE
+        size = chunk_side(chunk_size)
         array = array.rechunk((count, size, size))
-    may_have_nodata = nodata is not None or array.dtype.kind == "f"
+    valid = _mask_array(mask, array)
+    if carry:
+        alpha_band = array[carry[0]]
+        valid = alpha_band if valid is None else da.where(valid != 0, alpha_band, 0)
+    may_have_nodata = nodata is not None or array.dtype.kind == "f" or valid is not None
     halo = default_halo(net, may_have_nodata) if overlap is None else int(overlap)
     if stats is None:
-        stats = model_statistics(meta, count, lambda: _strided_sample(array), nodata)
+        network = array[np.delete(np.arange(count), carry)] if carry else array
+
+        def sample() -> tuple[np.ndarray, np.ndarray | None]:
+            pixels = sample_array(network)
+            return pixels, None if valid is None else sample_array(valid[None])[0]
+
+        stats = model_statistics(meta, count - len(carry), sample, nodata)
     if active_client() is None:
         resolve_device(device)  # fail now, not in the first chunk; a cluster resolves per worker
     runner = TileRunner(
@@ -696,18 +755,49 @@ def upscale_dataarray(
         precision=precision,
         output_dtype=array.dtype,
     )
-    result = upscale_array(array, runner, stats, nodata, halo, consistency)
+    result = upscale_array(array, runner, stats, nodata, halo, consistency, valid, carry)
     return _wrap_result(data, result, meta.scale, nodata, model_label(model, meta))
 
 
-def _strided_sample(array: da.Array, max_pixels: int = 1_000_000) -> np.ndarray:
-    step = max(1, math.ceil(math.sqrt(array.shape[1] * array.shape[2] / max_pixels)))
-    return np.asarray(array[:, ::step, ::step].compute(scheduler="threads"))
+def _alpha_position(alpha: int | None, count: int) -> tuple[int, ...]:
+    """The 0-based position of a 1-based alpha band number, checked."""
+    if alpha is None:
+        return ()
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, numbers.Integral)
+        or not 1 <= alpha <= count
+    ):
+        raise InputError(
+            f"alpha={alpha!r} is not a band of the DataArray; pass its 1-based position, 1 to {count}"
+        )
+    if count == 1:
+        raise InputError("the DataArray's only band is its alpha band; pass the data bands too")
+    return (int(alpha) - 1,)
+
+
+def _mask_array(mask: Any, array: da.Array) -> da.Array | None:
+    """``mask`` as a dask (y, x) array chunked like ``array``'s rows and columns."""
+    if mask is None:
+        return None
+    values = mask.data if isinstance(mask, xr.DataArray) else mask
+    values = values if isinstance(values, da.Array) else da.asarray(values)
+    if values.ndim == 3 and values.shape[0] == 1:
+        values = values[0]
+    if values.shape != array.shape[1:]:
+        raise InputError(
+            f"the mask is {'x'.join(map(str, values.shape))} but the DataArray's rows and "
+            f"columns are {'x'.join(map(str, array.shape[1:]))}; pass a (y, x) mask of the same size"
+        )
+    return values.rechunk(array.chunks[1:])
 
 
 def model_label(model: Any, meta: ModelMeta) -> str:
+    """The model as the GEOSR_MODEL tag names it: the file or bundled name (an alias such as
+    ``default`` as the model it stands for), else the loaded model's own name."""
     if isinstance(model, str | os.PathLike):
-        return Path(model).name
+        text = os.fspath(model)
+        return Path(ALIASES.get(text, text)).name
     return meta.name or "custom"
 
 
@@ -760,7 +850,7 @@ def write(
         data = data.expand_dims("band")
     if data.ndim != 3:
         raise InputError(f"expected a DataArray with dims (band, y, x), got {data.dims}")
-    out_path = check_output_path(None, Path(path), overwrite)
+    out_path = check_output_path((), path, overwrite)
     array = data.data if isinstance(data.data, da.Array) else da.asarray(data.data)
     if array.chunks[0] != (array.shape[0],):
         array = array.rechunk({0: -1})
@@ -821,7 +911,7 @@ def dataarray_from_info(info: RasterInfo, chunk_size: int) -> xr.DataArray:
     if transform.b == 0 and transform.d == 0:
         coords["x"] = (transform @ (np.arange(info.width) + 0.5, np.zeros(info.width)))[0]
         coords["y"] = (transform @ (np.zeros(info.height), np.arange(info.height) + 0.5))[1]
-    data = xr.DataArray(array, dims=("band", "y", "x"), coords=coords, name=info.path.stem)
+    data = xr.DataArray(array, dims=("band", "y", "x"), coords=coords, name=info.stem)
     if info.crs is not None:
         data = data.rio.write_crs(info.crs)
     data = data.rio.write_transform(transform)
@@ -834,7 +924,7 @@ def dataarray_from_info(info: RasterInfo, chunk_size: int) -> xr.DataArray:
 
 
 def upscale(
-    input: str | os.PathLike[str],
+    input: Sources,
     output: str | os.PathLike[str] | None = None,
     *,
     model: str | os.PathLike[str] | nn.Module = "default",
@@ -853,18 +943,26 @@ def upscale(
     scheduler: Any = None,
     num_workers: int | None = None,
 ) -> Path:
-    """Super-resolve a raster file into a GeoTIFF on exactly the same footprint.
+    """Super-resolve a raster into a local GeoTIFF on exactly the same footprint.
 
     The output has the input's CRS and bounds, its pixel size divided by the model's scale
-    (transform ``src.transform @ Affine.scale(1/scale)``, right for rotated rasters too), and
-    the same bands, dtype, nodata, band descriptions, colour interpretation and tags, plus
-    ``GEOSR_MODEL``/``GEOSR_SCALE`` tags. It is streamed chunk by chunk to a tiled, compressed
-    GeoTIFF (BigTIFF when needed) through a temporary file renamed at the end, so memory stays
-    bounded and an interruption leaves neither a partial output nor a changed input.
+    (transform ``src.transform @ Affine.scale(1/scale)``, right for rotated rasters too), or
+    its GCPs or RPCs rescaled to the finer grid; the same bands, dtype, nodata, band
+    descriptions, colour interpretation and tags, plus ``GEOSR_MODEL``/``GEOSR_SCALE`` tags.
+    An alpha band is carried by nearest neighbour, a per-dataset mask becomes the output's
+    internal mask; masked pixels, like nodata, never reach the network. It is streamed chunk
+    by chunk to a tiled, compressed GeoTIFF (BigTIFF when needed) through a temporary file
+    renamed at the end, so memory stays bounded and an interruption leaves neither a partial
+    output nor a changed input. Remote inputs are read window by window (range requests).
 
     Args:
-        input: path of the source raster (any GDAL raster; GeoTIFF typically).
-        output: destination; default ``<input stem>_x<scale>.tif`` beside the input.
+        input: the source raster: a local path (any GDAL raster: GeoTIFF, JPEG 2000, VRT...),
+            a URL (``https://``, ``s3://``, ``gs://``, ``az://``) or a GDAL name
+            (``/vsicurl/...``, ``/vsis3/...``); or a list of single-band rasters on one grid,
+            stacked in order, each band described by its file name.
+        output: a local destination; by default ``<stem>_x<scale>.tif`` beside a local input,
+            in the current folder for a remote one, and ``<first stem>_stack_x<scale>.tif``
+            for a stack (see :func:`geosr.raster.default_output_path`).
         model: bundled name (``"default"``), ``.safetensors`` path, or a loaded generator.
         scale: if given, must equal the model's scale (a guard against the wrong model).
         bands: 1-based band numbers to process (GDAL's numbering); default all.
@@ -885,49 +983,79 @@ def upscale(
     net = resolve_model(model)
     meta = model_meta(net)
     check_scale(meta, scale)
-    info = open_info(input, bands)
-    check_bands(meta, len(info.selected), str(info.path))
-    out_path = Path(output) if output is not None else default_output_path(info.path, meta.scale)
-    out_path = check_output_path(info.path, out_path, overwrite)
-    size = int(chunk_size or DEFAULT_CHUNK_SIZE)
-    if size < 1:
-        raise ConfigError(f"chunk_size must be a positive number of pixels, got {chunk_size}")
-    source = dataarray_from_info(info, size)
-    may_have_nodata = info.nodata is not None or np.dtype(info.dtype).kind == "f"
-    stats = model_statistics(meta, len(info.selected), lambda: read_sample(info), info.nodata)
-    result = upscale_dataarray(
-        source,
-        net,
-        overlap=default_halo(net, may_have_nodata) if overlap is None else overlap,
-        device=device,
-        tile_size=tile_size,
-        batch_size=batch_size,
-        precision=precision,
-        consistency=consistency,
-        stats=stats,
-    )
-    label = model_label(model, meta)
-    started = time.perf_counter()
-    block = output_block_size(result.data.chunks[1][0])
-    tags = {"GEOSR_MODEL": label, "GEOSR_SCALE": str(meta.scale), "GEOSR_VERSION": _version()}
-    write_raster(
-        result.data,
-        out_path,
-        output_profile(info, meta.scale, block),
-        lambda dst: copy_metadata(dst, info, tags),
-        cog=cog,
-        progress=progress,
-        scheduler=scheduler,
-        num_workers=num_workers,
-    )
+    if not isinstance(input, str | os.PathLike):
+        input = list(input)  # read more than once: an iterator would be spent
+    with remote_env(dataset_names(input)):
+        info = open_info(input, bands)
+        _check_file_bands(meta, info)
+        if output is None:
+            output = default_output_path(input, meta.scale)
+        out_path = check_output_path(info.local_files, output, overwrite)
+        size = chunk_side(chunk_size)
+        active_client(scheduler)  # refuses an unknown scheduler before any work
+        log.info("upscaling %s to %s", info.label, out_path)
+        source = dataarray_from_info(info, size)
+        # an alpha band among the outputs masks the others itself; else read the mask
+        alpha = info.selected.index(info.alpha) + 1 if info.alpha in info.selected else None
+        mask = lazy_mask(info, size) if alpha is None else None
+        masked = alpha is not None or mask is not None
+        may_have_nodata = info.nodata is not None or np.dtype(info.dtype).kind == "f" or masked
+        network = [info.selected.index(b) for b in info.network_bands]
+
+        def sample() -> tuple[np.ndarray, np.ndarray | None]:
+            pixels = read_sample(info)
+            if alpha is None:
+                return pixels, sample_mask(info)
+            return pixels[network], pixels[alpha - 1]
+
+        stats = model_statistics(meta, len(network), sample, info.nodata)
+        result = upscale_dataarray(
+            source,
+            net,
+            overlap=default_halo(net, may_have_nodata) if overlap is None else overlap,
+            device=device,
+            tile_size=tile_size,
+            batch_size=batch_size,
+            precision=precision,
+            consistency=consistency,
+            stats=stats,
+            mask=mask,
+            alpha=alpha,
+        )
+        label = model_label(model, meta)
+        started = time.perf_counter()
+        block = output_block_size(result.data.chunks[1][0])
+        tags = {"GEOSR_MODEL": label, "GEOSR_SCALE": str(meta.scale), "GEOSR_VERSION": __version__}
+
+        def decorate(dst: Any) -> None:
+            copy_metadata(dst, info, tags)
+            copy_georeference(dst, info, meta.scale)
+
+        write_raster(
+            result.data,
+            out_path,
+            output_profile(info, meta.scale, block),
+            decorate,
+            mask=None if mask is None else upscaled_mask(mask, meta.scale, result.data.chunks[1:]),
+            cog=cog,
+            progress=progress,
+            scheduler=scheduler,
+            num_workers=num_workers,
+        )
     log.info("wrote %s in %.1f s", out_path, time.perf_counter() - started)
     return out_path
 
 
-def _version() -> str:
-    from geosr import __version__
-
-    return __version__
+def _check_file_bands(meta: ModelMeta, info: RasterInfo) -> None:
+    """check_bands for a file, which says so when its alpha band makes the difference."""
+    if info.alpha in info.selected and meta.bands == len(info.selected):
+        raise BandMismatchError(
+            f"the model expects {meta.bands} bands but band {info.alpha} of {info.label} is an "
+            f"alpha band (a mask, carried as it is), which leaves {meta.bands - 1}; if it holds "
+            f"data, set its colour interpretation to undefined (gdal_edit.py -colorinterp_"
+            f"{info.alpha} undefined), or select other bands"
+        )
+    check_bands(meta, len(info.network_bands), info.label)
 
 
 __all__ = [

@@ -1,16 +1,20 @@
-"""Raster I/O: open and validate GeoTIFFs, read them lazily, and write outputs atomically.
+"""Raster I/O: open and validate rasters, read them lazily, and write outputs atomically.
 
-Nothing here knows about models. Reads go through :class:`WindowReader`, which opens the file
-per window (handles are neither thread-safe nor picklable), so the same dask graph runs on
-threads, processes or a ``dask.distributed`` cluster.
+Nothing here knows about models. Inputs are GDAL dataset names (see :mod:`geosr.sources`):
+local files, URLs, cloud objects, or an in-memory VRT stacking single-band files. Reads go
+through :class:`WindowReader`, which opens the dataset per window (handles are neither
+thread-safe nor picklable), so the same dask graph runs on threads, processes or a
+``dask.distributed`` cluster.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -19,13 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import attr
 import dask.array as da
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.rpc import RPC
 from rasterio.windows import Window
 
 from geosr.errors import (
@@ -37,6 +44,16 @@ from geosr.errors import (
     OutputExistsError,
 )
 from geosr.fileutil import default_file_mode
+from geosr.sources import (
+    StackMember,
+    check_same_grid,
+    dataset_name,
+    dataset_names,
+    is_local,
+    name_stem,
+    redact,
+    stack_vrt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +71,17 @@ SUPPORTED_DTYPES = (
     "float64",
 )
 
+#: What ``geosr.upscale`` takes as input: one raster, or single-band rasters to stack.
+Source = str | os.PathLike[str]
+Sources = Source | Sequence[Source]
+
 
 @dataclass(frozen=True)
 class RasterInfo:
     """What geosr needs to know about a source raster, read once when it is opened."""
 
-    path: Path
+    name: str = field(repr=False)  # GDAL dataset name; for a stack, VRT XML naming its files
+    label: str  # the input as messages name it: query strings and user information removed
     width: int
     height: int
     count: int
@@ -75,15 +97,35 @@ class RasterInfo:
     scales: tuple[float, ...]
     offsets: tuple[float, ...]
     block_shape: tuple[int, int]
+    files: tuple[str, ...] = field(default=(), repr=False)  # the input's dataset names
+    stem: str = "raster"  # output names start with it
+    alpha: int | None = None  # 1-based number of the alpha band, if any
+    mask: bool = False  # a per-dataset mask (internal or .msk sidecar) hides pixels
+    gcps: tuple[GroundControlPoint, ...] = ()
+    gcp_crs: CRS | None = None
+    rpcs: RPC | None = None
     bands: tuple[int, ...] = field(default=())  # 1-based band indexes selected for processing
 
     @property
-    def georeferenced(self) -> bool:
+    def has_transform(self) -> bool:
         return self.crs is not None and not self.transform.is_identity
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.has_transform or bool(self.gcps) or self.rpcs is not None
 
     @property
     def selected(self) -> tuple[int, ...]:
         return self.bands or tuple(range(1, self.count + 1))
+
+    @property
+    def network_bands(self) -> tuple[int, ...]:
+        """The selected bands a network super-resolves: all but the alpha band."""
+        return tuple(b for b in self.selected if b != self.alpha)
+
+    @property
+    def local_files(self) -> tuple[Path, ...]:
+        return tuple(Path(name) for name in self.files if is_local(name))
 
     def band_names(self) -> list[str]:
         return [self.descriptions[b - 1] or f"band {b}" for b in self.selected]
@@ -97,45 +139,48 @@ def open_raster(path: str | os.PathLike[str], mode: str = "r", **kwargs: Any) ->
         return rasterio.open(path, mode, **kwargs)
 
 
-def open_info(path: str | os.PathLike[str], bands: Sequence[int] | None = None) -> RasterInfo:
-    """Open ``path``, check it is a readable raster geosr can process, and describe it.
+def open_info(source: Sources, bands: Sequence[int] | None = None) -> RasterInfo:
+    """Open ``source``, check it is a readable raster geosr can process, and describe it.
+
+    ``source`` is a local path, a URL (``https://``, ``s3://``, ``gs://``, ``az://``), a GDAL
+    name (``/vsicurl/...``, ``/vsis3/...``, a ``.vrt``), or a sequence of single-band rasters
+    on one grid, stacked in order (band descriptions from their file names).
 
     Raises:
-        InputNotFoundError: the file does not exist.
+        InputNotFoundError: a local file, or a remote object, does not exist.
         NotARasterError: GDAL cannot read it, or it is corrupt or truncated.
-        InputError: complex data, no bands, or an invalid band selection.
+        InputError: complex data, no bands, an invalid band selection, or a stack of rasters
+            on different grids.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise InputNotFoundError(f"input {path} does not exist; check the path")
-    if path.is_dir():
-        raise NotARasterError(f"input {path} is a folder; pass a raster file such as a GeoTIFF")
-    try:
-        with open_raster(path) as src:
-            info = _describe(src, path)
-            _probe_blocks(src, path)
-    except RasterioIOError as exc:
-        raise NotARasterError(
-            f"{path} is not a raster GDAL can read ({_gdal_reason(exc)}); pass a GeoTIFF or another GDAL raster"
-        ) from None
+    if isinstance(source, str | os.PathLike):
+        name = dataset_name(source)
+        info = _open_one(name, _label(source, name), (name,), name_stem(name))
+    else:
+        info = _open_stack(list(source))  # an iterator can be read only once
+    label = info.label
     if info.dtype.startswith("complex"):
         raise InputError(
-            f"{path} holds complex values ({info.dtype}); geosr needs real-valued bands, "
+            f"{label} holds complex values ({info.dtype}); geosr needs real-valued bands, "
             "e.g. convert to amplitude first (gdal_calc.py or numpy.abs)"
         )
     if info.dtype not in SUPPORTED_DTYPES:
-        raise InputError(f"{path} has unsupported data type {info.dtype}; convert it to float32")
+        raise InputError(f"{label} has unsupported data type {info.dtype}; convert it to float32")
     if bands:
         bad = [b for b in bands if not 1 <= int(b) <= info.count]
         if bad:
             raise InputError(
-                f"band(s) {', '.join(map(str, bad))} do not exist in {path}, which has "
+                f"band(s) {', '.join(map(str, bad))} do not exist in {label}, which has "
                 f"{info.count} band(s) numbered 1 to {info.count}"
             )
-        info = _with_bands(info, tuple(int(b) for b in bands))
+        info = dataclasses.replace(info, bands=tuple(int(b) for b in bands))
+    if not info.network_bands:
+        raise InputError(
+            f"band {info.alpha} of {label} is its alpha band (a mask, carried as it is); "
+            "select at least one other band"
+        )
     if not info.georeferenced:
         warnings.warn(
-            f"{path} has no CRS or geotransform; the output will be upscaled in pixel space "
+            f"{label} has no CRS or geotransform; the output will be upscaled in pixel space "
             "and is not georeferenced either",
             NotGeoreferencedWarning,
             stacklevel=2,
@@ -143,11 +188,110 @@ def open_info(path: str | os.PathLike[str], bands: Sequence[int] | None = None) 
     return info
 
 
-def _describe(src: rasterio.DatasetReader, path: Path) -> RasterInfo:
+def _label(source: Source, name: str) -> str:
+    return name if is_local(name) else redact(os.fspath(source))
+
+
+def _check_exists(name: str, label: str) -> None:
+    if not is_local(name):
+        return  # GDAL tells when it opens it; stat() on a URL would mean another request
+    path = Path(name)
+    if not path.exists():
+        raise InputNotFoundError(f"input {label} does not exist; check the path")
+    if path.is_dir():
+        raise NotARasterError(f"input {label} is a folder; pass a raster file such as a GeoTIFF")
+
+
+def _open_one(name: str, label: str, files: tuple[str, ...], stem: str) -> RasterInfo:
+    _check_exists(name, label)
+    try:
+        with open_raster(name) as src:
+            info = _describe(src, name, label, files, stem)
+            _probe_blocks(src, label)
+    except RasterioIOError as exc:
+        raise _open_error(name, label, exc) from None
+    return info
+
+
+def _open_error(name: str, label: str, exc: BaseException) -> InputError | InputNotFoundError:
+    reason = redact(_gdal_reason(exc))
+    if not is_local(name) and not name.lstrip().startswith("<"):
+        if any(s in reason for s in ("404", "does not exist", "No such file")):
+            return InputNotFoundError(
+                f"input {label} was not found ({reason}); check the URL or object name"
+            )
+        return NotARasterError(
+            f"cannot read {label} ({reason}); check the URL, that the server answers range "
+            "requests, and the credentials in GDAL's environment (AWS_*, GS_*, AZURE_*, GDAL_HTTP_*)"
+        )
+    if name.lower().endswith((".jp2", ".j2k")) and "JP2OpenJPEG" not in _drivers():
+        return NotARasterError(
+            f"{label} is JPEG 2000, which this GDAL cannot read (no JP2OpenJPEG driver); "
+            "install rasterio's wheels, which bundle it, or a GDAL built with OpenJPEG"
+        )
+    return NotARasterError(
+        f"{label} is not a raster GDAL can read ({reason}); pass a GeoTIFF or another GDAL raster"
+    )
+
+
+def _drivers() -> set[str]:
+    with rasterio.Env() as env:
+        return set(env.drivers())
+
+
+def _open_stack(sources: Sequence[Source]) -> RasterInfo:
+    members = [
+        _stack_member(source, name)
+        for source, name in zip(sources, dataset_names(sources), strict=True)
+    ]
+    check_same_grid(members)
+    first = members[0].label
+    label = f"stack of {first}" + (f" and {len(members) - 1} more" if len(members) > 1 else "")
+    files = tuple(m.name for m in members)
+    return _open_one(stack_vrt(members), label, files, f"{name_stem(members[0].name)}_stack")
+
+
+def _stack_member(source: Source, name: str) -> StackMember:
+    label = _label(source, name)
+    _check_exists(name, label)
+    try:
+        with open_raster(name) as src:
+            if src.count != 1:
+                raise InputError(
+                    f"{label} has {src.count} bands but a stack takes single-band rasters; pass "
+                    "it alone (with bands=[...] to select) or one file per band"
+                )
+            return StackMember(
+                name=name,
+                label=label,
+                width=src.width,
+                height=src.height,
+                dtype=src.dtypes[0],
+                crs=src.crs,
+                transform=src.transform,
+                nodata=src.nodata,
+                block=tuple(src.block_shapes[0]),
+                unit=src.units[0] or None,
+                scale=src.scales[0],
+                offset=src.offsets[0],
+            )
+    except RasterioIOError as exc:
+        raise _open_error(name, label, exc) from None
+
+
+def _describe(
+    src: rasterio.DatasetReader, name: str, label: str, files: tuple[str, ...], stem: str
+) -> RasterInfo:
     if src.count == 0:
-        raise InputError(f"{path} has no raster bands; pass a raster with at least one band")
+        raise InputError(f"{label} has no raster bands; pass a raster with at least one band")
+    colorinterp = tuple(src.colorinterp)
+    alpha = next((b for b, ci in enumerate(colorinterp, 1) if ci == ColorInterp.alpha), None)
+    data_band = next((b for b in range(1, src.count + 1) if b != alpha), None)
+    flags = src.mask_flag_enums[data_band - 1] if data_band else ()
+    gcps, gcp_crs = src.gcps
     return RasterInfo(
-        path=path,
+        name=name,
+        label=label,
         width=src.width,
         height=src.height,
         count=src.count,
@@ -156,21 +300,25 @@ def _describe(src: rasterio.DatasetReader, path: Path) -> RasterInfo:
         transform=src.transform,
         nodata=src.nodata,
         descriptions=tuple(src.descriptions),
-        colorinterp=tuple(src.colorinterp),
+        colorinterp=colorinterp,
         tags=dict(src.tags()),
         band_tags=tuple(dict(src.tags(b)) for b in range(1, src.count + 1)),
         units=tuple(src.units),
         scales=tuple(src.scales),
         offsets=tuple(src.offsets),
         block_shape=tuple(src.block_shapes[0]),
+        files=files,
+        stem=stem,
+        alpha=alpha,
+        # an alpha band is the mask GDAL reports for the other bands; it is read as a band
+        mask=alpha is None and MaskFlags.per_dataset in flags,
+        gcps=tuple(gcps),
+        gcp_crs=gcp_crs if gcps else None,
+        rpcs=src.rpcs,
     )
 
 
-def _with_bands(info: RasterInfo, bands: tuple[int, ...]) -> RasterInfo:
-    return RasterInfo(**{**info.__dict__, "bands": bands})
-
-
-def _probe_blocks(src: rasterio.DatasetReader, path: Path) -> None:
+def _probe_blocks(src: rasterio.DatasetReader, label: str) -> None:
     """Read the first and the last block, so a truncated file fails now, not hours later."""
     block_h, block_w = src.block_shapes[0]
     last_row = max(0, src.height - min(block_h, src.height))
@@ -181,97 +329,203 @@ def _probe_blocks(src: rasterio.DatasetReader, path: Path) -> None:
             src.read(1, window=window)
         except RasterioError as exc:
             raise NotARasterError(
-                f"{path} is corrupt or truncated ({_gdal_reason(exc)}); re-download or re-export it"
+                f"{label} is corrupt or truncated ({redact(_gdal_reason(exc))}); re-download or "
+                "re-export it"
             ) from None
 
 
 def _gdal_reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text.rstrip(".")
+    # a stack is opened as VRT XML, which GDAL quotes whole: name it, don't print it
+    return _VRT_XML.sub("<stack VRT>", text).rstrip(".")
+
+
+_VRT_XML = re.compile(r"<VRTDataset.*?</VRTDataset>", re.DOTALL)
 
 
 class WindowReader:
-    """Array-like view of selected bands, reading each requested window from disk.
+    """Array-like view of selected bands, reading each requested window from the dataset.
 
-    ``dask.array.from_array(reader, chunks=...)`` turns it into a lazy array. The file is
-    reopened for every read, so reads are safe from any thread or process.
+    ``dask.array.from_array(reader, chunks=...)`` turns it into a lazy array. The dataset is
+    reopened for every read, so reads are safe from any thread or process; a remote one is
+    read window by window (range requests), never whole.
     """
 
-    def __init__(self, path: Path, bands: Sequence[int], height: int, width: int, dtype: str):
-        self.path = Path(path)
+    def __init__(
+        self,
+        name: str,
+        bands: Sequence[int],
+        height: int,
+        width: int,
+        dtype: str,
+        label: str | None = None,
+    ):
+        self.name = name
+        self.label = label or redact(name)
         self.bands = list(bands)
-        self.shape = (len(self.bands), height, width)
+        self.shape: tuple[int, ...] = (len(self.bands), height, width)
         self.dtype = np.dtype(dtype)
-        self.ndim = 3
+        self.ndim = len(self.shape)
 
-    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
-        band_slice, rows, cols = key
-        bands = self.bands[band_slice]
-        row0, row1, _ = rows.indices(self.shape[1])
-        col0, col1, _ = cols.indices(self.shape[2])
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        *band_key, rows, cols = key
+        row0, row1, _ = rows.indices(self.shape[-2])
+        col0, col1, _ = cols.indices(self.shape[-1])
         window = Window(col0, row0, col1 - col0, row1 - row0)
         try:
             # not open_raster: catch_warnings is not thread-safe, and this runs in dask threads
-            with rasterio.open(self.path) as src:
-                return src.read(bands, window=window)
+            with rasterio.open(self.name) as src:
+                return self.read(src, band_key[0] if band_key else slice(None), window)
         except RasterioError as exc:
             raise NotARasterError(
-                f"cannot read {self.path} at rows {row0}-{row1}, columns {col0}-{col1}: "
-                f"{_gdal_reason(exc)}; the file is corrupt or truncated"
+                f"cannot read {self.label} at rows {row0}-{row1}, columns {col0}-{col1}: "
+                f"{redact(_gdal_reason(exc))}; the file is corrupt or truncated, or the "
+                "connection to it failed"
             ) from None
+
+    def read(self, src: rasterio.DatasetReader, bands: slice, window: Window) -> np.ndarray:
+        return src.read(self.bands[bands], window=window)
+
+
+class MaskReader(WindowReader):
+    """Array-like (y, x) view of a dataset's per-dataset mask (GDAL's: 0 = masked, 255 = valid)."""
+
+    def __init__(self, name: str, band: int, height: int, width: int, label: str | None = None):
+        super().__init__(name, [band], height, width, "uint8", label)
+        self.shape = (height, width)
+        self.ndim = 2
+
+    def read(self, src: rasterio.DatasetReader, bands: slice, window: Window) -> np.ndarray:
+        return src.read_masks(self.bands[0], window=window)
 
 
 def lazy_array(info: RasterInfo, chunk_size: int) -> da.Array:
     """The selected bands as a dask array (bands, y, x), one chunk per ``chunk_size`` square."""
-    reader = WindowReader(info.path, info.selected, info.height, info.width, info.dtype)
+    reader = WindowReader(info.name, info.selected, info.height, info.width, info.dtype, info.label)
     chunks = (len(info.selected), chunk_size, chunk_size)
+    return _from_reader(reader, chunks, _read_token(info, chunk_size, "bands"))
+
+
+def lazy_mask(info: RasterInfo, chunk_size: int) -> da.Array | None:
+    """Where the raster's pixels are valid, as a dask array (y, x) that is 0 where masked: its
+    alpha band, or its per-dataset mask (internal or ``.msk``); None if it has neither."""
+    if info.alpha is not None:
+        reader = WindowReader(
+            info.name, [info.alpha], info.height, info.width, info.dtype, info.label
+        )
+        chunks: tuple[int, ...] = (1, chunk_size, chunk_size)
+        return _from_reader(reader, chunks, _read_token(info, chunk_size, "alpha"))[0]
+    if info.mask:
+        reader = MaskReader(info.name, info.network_bands[0], info.height, info.width, info.label)
+        return _from_reader(reader, (chunk_size, chunk_size), _read_token(info, chunk_size, "mask"))
+    return None
+
+
+def _from_reader(reader: WindowReader, chunks: tuple[int, ...], token: str) -> da.Array:
     return da.from_array(
-        reader,
-        chunks=chunks,
-        lock=False,
-        asarray=True,
-        fancy=False,
-        name=f"geosr-read-{_read_token(info, chunk_size)}",
+        reader, chunks=chunks, lock=False, asarray=True, fancy=False, name=f"geosr-read-{token}"
     )
 
 
-def _read_token(info: RasterInfo, chunk_size: int) -> str:
-    """Graph key of a read: changes with the file's content, the bands and the chunking."""
+def _read_token(info: RasterInfo, chunk_size: int, what: str) -> str:
+    """Graph key of a read: changes with the local files' content, the bands and the chunking
+    (remote objects are named by their URL)."""
     from dask.base import tokenize
 
-    stat = info.path.stat()
-    return tokenize(
-        str(info.path.resolve()), stat.st_mtime_ns, stat.st_size, info.selected, chunk_size
-    )
+    stats = [(str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in info.local_files]
+    return tokenize(info.name, stats, info.selected, chunk_size, what)
 
 
-def read_sample(info: RasterInfo, max_pixels: int = 1_000_000) -> np.ndarray:
-    """A decimated read of the selected bands (at most ``max_pixels`` per band) for statistics.
+#: Pixels per band read (decimated) for a scene's statistics, in inference and training alike.
+DEFAULT_STATS_PIXELS = 1_000_000
 
-    GDAL answers from overviews when the file has them, so this stays cheap on big scenes.
+
+def read_sample(info: RasterInfo, max_pixels: int = DEFAULT_STATS_PIXELS) -> np.ndarray:
+    """A decimated read of the selected bands (at most ``max_pixels`` per band) for statistics."""
+    with open_raster(info.name) as src:
+        return read_decimated(src, info.selected, max_pixels)[0]
+
+
+def sample_mask(info: RasterInfo, max_pixels: int = DEFAULT_STATS_PIXELS) -> np.ndarray | None:
+    """The pixels of :func:`read_sample` that its alpha band or per-dataset mask leaves valid,
+    as a boolean (y, x) array; None when the raster has neither."""
+    if info.alpha is None and not info.mask:
+        return None
+    with open_raster(info.name) as src:
+        if info.alpha is not None:
+            return read_decimated(src, [info.alpha], max_pixels)[0][0] > 0
+        shape = decimated_shape(info.height, info.width, max_pixels)
+        masks = src.read_masks(
+            info.network_bands[0], out_shape=shape, resampling=Resampling.nearest
+        )
+        return masks > 0
+
+
+def read_decimated(
+    src: rasterio.DatasetReader,
+    indexes: Sequence[int],
+    max_pixels: int,
+    window: Window | None = None,
+    masks: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Bands ``indexes`` of ``window`` (default: all) decimated to at most ``max_pixels``
+    pixels per band by nearest neighbour, and their masks when ``masks`` is set.
+
+    GDAL answers from overviews when the file has them, so statistics stay cheap on big
+    scenes. Both inference and training statistics read through here.
     """
-    step = max(1, math.ceil(math.sqrt(info.width * info.height / max_pixels)))
-    shape = (len(info.selected), max(1, info.height // step), max(1, info.width // step))
-    with open_raster(info.path) as src:
-        return src.read(list(info.selected), out_shape=shape, resampling=Resampling.nearest)
+    window = window or Window(0, 0, src.width, src.height)
+    shape = (len(indexes), *decimated_shape(int(window.height), int(window.width), max_pixels))
+    options = {"out_shape": shape, "window": window, "resampling": Resampling.nearest}
+    data = src.read(list(indexes), **options)
+    return data, src.read_masks(list(indexes), **options) if masks else None
+
+
+def sample_array(array: da.Array, max_pixels: int = DEFAULT_STATS_PIXELS) -> np.ndarray:
+    """What :func:`read_decimated` reads from a file, taken from a (bands, y, x) array instead:
+    the same pixels as GDAL's nearest-neighbour decimation of a file without overviews."""
+    _, height, width = array.shape
+    rows, cols = decimated_shape(height, width, max_pixels)
+    # GDAL's nearest neighbour of output pixel i is source pixel floor((i + 0.5) * size / out)
+    pick_rows = ((np.arange(rows) + 0.5) * (height / rows)).astype(np.int64)
+    pick_cols = ((np.arange(cols) + 0.5) * (width / cols)).astype(np.int64)
+    return np.asarray(array[:, pick_rows, :][:, :, pick_cols].compute(scheduler="threads"))
+
+
+def decimated_shape(height: int, width: int, max_pixels: int) -> tuple[int, int]:
+    """Rows and columns of an even decimation by a whole step to at most ``max_pixels``."""
+    step = max(1, math.ceil(math.sqrt(height * width / max_pixels)))
+    return max(1, height // step), max(1, width // step)
 
 
 # --- output -------------------------------------------------------------------------------------
 
 
-def default_output_path(input_path: Path, scale: int) -> Path:
-    """``scene.tif`` -> ``scene_x4.tif`` beside the input."""
-    return input_path.with_name(f"{input_path.stem}_x{scale}.tif")
+def default_output_path(source: Sources, scale: int) -> Path:
+    """Where an output goes when none is named: ``scene.tif`` -> ``scene_x4.tif`` beside a
+    local input; a remote input's file name (``https://host/a/scene.tif?sig=...`` ->
+    ``scene_x4.tif``) in the current folder; a stack's first file name plus ``_stack``
+    (``B2.tif, B3.tif, ...`` -> ``B2_stack_x4.tif``) beside it, or in the current folder."""
+    stack = not isinstance(source, str | os.PathLike)
+    name = dataset_names(source)[0]
+    folder = Path(name).parent if is_local(name) else Path.cwd()
+    return folder / f"{name_stem(name)}{'_stack' if stack else ''}_x{scale}.tif"
 
 
-def check_output_path(input_path: Path | None, output_path: Path, overwrite: bool) -> Path:
-    """Refuse outputs that would overwrite the input, clobber a file, or land nowhere."""
-    output_path = Path(output_path).expanduser()
-    if (
-        input_path is not None
-        and output_path.exists()
-        and input_path.exists()
-        and output_path.resolve() == input_path.resolve()
+def check_output_path(
+    inputs: Sequence[Path], output: str | os.PathLike[str], overwrite: bool
+) -> Path:
+    """Refuse outputs that would overwrite an input, clobber a file, land nowhere or are not
+    local files."""
+    text = os.fspath(output)
+    if text.startswith("/vsi") or "://" in text:
+        raise OutputError(
+            f"output {redact(text)} is not a local file; geosr writes outputs locally: pass a "
+            "local path and copy the result afterwards (e.g. with rio or gdal_translate)"
+        )
+    output_path = Path(text).expanduser()
+    if output_path.exists() and any(
+        p.exists() and output_path.resolve() == p.resolve() for p in inputs
     ):
         raise OutputError(
             f"output {output_path} is the input file; geosr never overwrites its input, choose another output path"
@@ -309,7 +563,7 @@ def atomic_path(final: Path, suffix: str = ".tif") -> Iterator[Path]:
         yield tmp
         os.replace(tmp, final)
     finally:
-        for leftover in (tmp, Path(f"{tmp}.aux.xml"), Path(f"{tmp}.ovr")):
+        for leftover in (tmp, *(Path(f"{tmp}{ext}") for ext in (".aux.xml", ".ovr", ".msk"))):
             leftover.unlink(missing_ok=True)
 
 
@@ -360,11 +614,45 @@ def output_profile(info: RasterInfo, scale: int, block: int) -> dict[str, Any]:
         ci = [info.colorinterp[b - 1] for b in info.selected]
         if ci == [ColorInterp.red, ColorInterp.green, ColorInterp.blue]:
             profile["photometric"] = "RGB"
-    if not info.georeferenced:
-        profile.pop("crs")
+    if not info.has_transform:
+        profile.pop("crs")  # GCPs and RPCs carry their own CRS (copy_georeference)
         if info.transform.is_identity:
             profile.pop("transform")
     return profile
+
+
+def copy_georeference(dst: rasterio.io.DatasetWriter, info: RasterInfo, scale: int) -> None:
+    """Carry GCPs and RPCs, rescaled to the output grid (the transform is in the profile)."""
+    if info.gcps:
+        dst.gcps = (scale_gcps(info.gcps, scale), info.gcp_crs)
+    if info.rpcs is not None:
+        dst.rpcs = scale_rpcs(info.rpcs, scale)
+
+
+def scale_gcps(gcps: Sequence[GroundControlPoint], scale: int) -> list[GroundControlPoint]:
+    """GCPs of a grid ``scale`` times finer: GDAL's GCP pixel/line count from the top-left
+    corner of the first pixel, so the same ground point sits at ``scale`` times them."""
+    return [
+        GroundControlPoint(
+            row=g.row * scale, col=g.col * scale, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info
+        )
+        for g in gcps
+    ]
+
+
+def scale_rpcs(rpcs: RPC, scale: int) -> RPC:
+    """RPCs of a grid ``scale`` times finer. RPC line/sample count from the centre of the
+    first pixel (GDAL adds 0.5 to reach its corner-based pixel/line), so an RPC line ``l``
+    is corner-based ``l + 0.5``, which becomes ``scale * (l + 0.5)`` on the output grid:
+    line ``scale * l + (scale - 1) / 2``. The offsets map that way and the scales multiply."""
+    shift = (scale - 1) / 2
+    return attr.evolve(
+        rpcs,
+        line_off=rpcs.line_off * scale + shift,
+        samp_off=rpcs.samp_off * scale + shift,
+        line_scale=rpcs.line_scale * scale,
+        samp_scale=rpcs.samp_scale * scale,
+    )
 
 
 def copy_metadata(
@@ -390,7 +678,7 @@ class BlockWriter:
 
     Writes are serialised by a lock (GDAL handles are not thread-safe) and reported to
     ``on_block``. Blocks that arrive after :meth:`close` (workers finishing after an
-    interruption) are dropped.
+    interruption) are dropped. :meth:`mask_target` takes (y, x) blocks of the dataset's mask.
     """
 
     def __init__(
@@ -402,18 +690,37 @@ class BlockWriter:
         self.closed = False
 
     def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
-        _, rows, cols = key
-        window = Window.from_slices(rows, cols)
+        if self.write(key, value) and self.on_block is not None:
+            self.on_block()
+
+    def write(self, key: tuple[slice, ...], value: np.ndarray, mask: bool = False) -> bool:
+        """Write ``value`` (bands, y, x), or a (y, x) mask, at ``key``; False once closed."""
+        window = Window.from_slices(*key[-2:])
         with self.lock:
             if self.closed:
-                return
-            self.dataset.write(value, window=window)
-        if self.on_block is not None:
-            self.on_block()
+                return False
+            if mask:
+                self.dataset.write_mask(value, window=window)
+            else:
+                self.dataset.write(value, window=window)
+        return True
+
+    def mask_target(self) -> _MaskTarget:
+        return _MaskTarget(self)
 
     def close(self) -> None:
         with self.lock:
             self.closed = True
+
+
+class _MaskTarget:
+    """``dask.array.store`` target for the mask of a :class:`BlockWriter`'s dataset."""
+
+    def __init__(self, writer: BlockWriter) -> None:
+        self.writer = writer
+
+    def __setitem__(self, key: tuple[slice, slice], value: np.ndarray) -> None:
+        self.writer.write(key, value, mask=True)
 
 
 def translate_to_cog(src_path: Path, dst_path: Path, block: int) -> None:

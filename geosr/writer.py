@@ -64,9 +64,11 @@ class Progress:
 
 
 def active_client(scheduler: Any = None) -> Any:
-    """The dask.distributed Client to use: the one passed, else the default one, else None."""
-    if scheduler is not None and not isinstance(scheduler, str):
-        return scheduler if hasattr(scheduler, "compute") and hasattr(scheduler, "submit") else None
+    """The dask.distributed Client to use: the one passed, else the default one, else None.
+
+    Raises:
+        ConfigError: ``scheduler`` is neither a local scheduler name nor a Client.
+    """
     if isinstance(scheduler, str):
         if scheduler not in LOCAL_SCHEDULERS:
             raise ConfigError(
@@ -74,6 +76,14 @@ def active_client(scheduler: Any = None) -> Any:
                 "dask.distributed Client (processes cannot share an open GeoTIFF)"
             )
         return None
+    if scheduler is not None:
+        if hasattr(scheduler, "compute") and hasattr(scheduler, "submit"):
+            return scheduler
+        shown = " ".join(repr(scheduler).split())[:80]
+        raise ConfigError(
+            f"scheduler {shown} ({type(scheduler).__name__}) is neither a scheduler name nor a "
+            "dask.distributed Client; use 'threads', 'synchronous' or a Client"
+        )
     try:
         from distributed import default_client
     except ImportError:
@@ -90,6 +100,7 @@ def write_raster(
     profile: dict[str, Any],
     decorate: Callable[[Any], None],
     *,
+    mask: da.Array | None = None,
     cog: bool = False,
     progress: bool | ProgressCallback = False,
     scheduler: Any = None,
@@ -97,21 +108,28 @@ def write_raster(
 ) -> None:
     """Compute ``array`` (bands, y, x) chunk by chunk into a GeoTIFF at ``path``, atomically.
 
-    ``decorate(dataset)`` writes tags, descriptions and the like on the new file.
+    ``decorate(dataset)`` writes tags, descriptions and the like on the new file. ``mask``
+    (y, x; 0 = masked, 255 = valid), chunked as ``array``, becomes the file's internal mask.
     """
     client = active_client(scheduler)
     total = len(array.chunks[1]) * len(array.chunks[2])
     report = Progress(progress, total)
+    # an internal mask, never a .msk sidecar: the output stays one file, renamed atomically
+    env = rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_TIFF_INTERNAL_MASK="YES")
     try:
-        with atomic_path(path) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        with atomic_path(path) as tmp, env:
             if client is None:
                 with open_raster(tmp, "w", **profile) as dst:
                     decorate(dst)
                     writer = BlockWriter(dst, on_block=report.advance)
+                    sources, targets = [array], [writer]
+                    if mask is not None:
+                        sources.append(mask)
+                        targets.append(writer.mask_target())
                     try:
                         da.store(
-                            array,
-                            writer,
+                            sources,
+                            targets,
                             lock=False,
                             scheduler=scheduler if isinstance(scheduler, str) else "threads",
                             num_workers=num_workers,
@@ -121,7 +139,7 @@ def write_raster(
             else:
                 with open_raster(tmp, "w", **profile) as dst:
                     decorate(dst)
-                _store_distributed(array, tmp, client, report)
+                _store_distributed(array, mask, tmp, client, report)
             if cog:
                 cog_tmp = tmp.with_name(tmp.name + ".cog.tif")
                 try:
@@ -133,25 +151,47 @@ def write_raster(
         report.close()
 
 
-def write_block(path: str, block: np.ndarray, row: int, col: int, lock_name: str) -> int:
-    """Write one chunk into an existing GeoTIFF, on whichever worker computed it."""
+def write_block(
+    path: str,
+    block: np.ndarray,
+    row: int,
+    col: int,
+    lock_name: str,
+    mask: np.ndarray | None = None,
+) -> int:
+    """Write one chunk (and its mask) into an existing GeoTIFF, on whichever worker computed it."""
     from distributed import Lock
 
-    with Lock(lock_name), rasterio.open(path, "r+") as dst:
-        dst.write(block, window=Window(col, row, block.shape[2], block.shape[1]))
+    window = Window(col, row, block.shape[2], block.shape[1])
+    with (
+        Lock(lock_name),
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK="YES"),
+        rasterio.open(path, "r+") as dst,
+    ):
+        dst.write(block, window=window)
+        if mask is not None:
+            dst.write_mask(mask, window=window)
     return block.shape[1] * block.shape[2]
 
 
-def _store_distributed(array: da.Array, path: Path, client: Any, report: Progress) -> None:
+def _store_distributed(
+    array: da.Array, mask: da.Array | None, path: Path, client: Any, report: Progress
+) -> None:
     from distributed import as_completed
 
     lock_name = f"geosr-write-{dask.base.tokenize(str(path))}"
     blocks = array.to_delayed()[0]  # bands are one chunk
+    masks = mask.rechunk(array.chunks[1:]).to_delayed() if mask is not None else None
     rows = np.cumsum((0, *array.chunks[1]))
     cols = np.cumsum((0, *array.chunks[2]))
     writes = [
         dask.delayed(write_block, pure=False)(
-            str(path), blocks[i, j], int(rows[i]), int(cols[j]), lock_name
+            str(path),
+            blocks[i, j],
+            int(rows[i]),
+            int(cols[j]),
+            lock_name,
+            masks[i, j] if masks is not None else None,
         )
         for i in range(blocks.shape[0])
         for j in range(blocks.shape[1])

@@ -68,12 +68,16 @@ def read_metadata(path: Path = PLUGIN / "metadata.txt") -> dict[str, str]:
 
 
 def project_version() -> str | None:
-    """geosr's version from the repo's pyproject.toml, if there is one."""
-    pyproject = REPO / "pyproject.toml"
-    if not pyproject.is_file():
-        return None
-    match = re.search(r'(?m)^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"))
-    return match.group(1) if match else None
+    """geosr's version: geosr/version.py (where pyproject.toml reads it), else pyproject.toml."""
+    for path, pattern in (
+        (REPO / "geosr" / "version.py", r'(?m)^__version__\s*=\s*"([^"]+)"'),
+        (REPO / "pyproject.toml", r'(?m)^version\s*=\s*"([^"]+)"'),
+    ):
+        if path.is_file():
+            match = re.search(pattern, path.read_text(encoding="utf-8"))
+            if match:
+                return match.group(1)
+    return None
 
 
 def plugin_files() -> list[Path]:

@@ -8,7 +8,10 @@
 #   pytest and pytest-qgis, so nothing shadows Debian's numpy/GDAL;
 # - points the plugin at geosr's own environment: GEOSR_PYTHON, default $REPO/.venv/bin/python
 #   (made by `make setup` when missing);
-# - runs qgis_plugin/tests with a throwaway QGIS profile and no display.
+# - finds the geosr wheel the set-up tests install: GEOSR_WHEEL, else dist/geosr-*.whl
+#   ('make dist'), else one built here from the checkout;
+# - runs qgis_plugin/tests with a throwaway QGIS profile and no display. Pass -m "not slow" to
+#   leave out the tests that install geosr with PyTorch into a fresh environment (minutes).
 #
 # Without QGIS (and no way to install it) the tests are skipped with the reason, except when
 # CI=true: then this script fails.
@@ -66,6 +69,24 @@ fi
 # Headless QGIS with a throwaway profile (never the user's own).
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/geosr-qgis-tests.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
+
+# The set-up tests install geosr from a wheel file, as a user without geosr on an index would.
+if [ -z "${GEOSR_WHEEL:-}" ] && ! ls "$REPO"/dist/geosr-*.whl >/dev/null 2>&1 && [ -x "$GEOSR_PYTHON" ]; then
+    if { "$GEOSR_PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/wheel" "$REPO" \
+        || "$GEOSR_PYTHON" -m pip wheel -q --no-deps -w "$WORK/wheel" "$REPO"; } >"$WORK/wheel.log" 2>&1; then
+        GEOSR_WHEEL="$(ls "$WORK"/wheel/geosr-*.whl)"
+        export GEOSR_WHEEL
+    else
+        tail -n 5 "$WORK/wheel.log" >&2
+        echo "qgis_plugin/run_tests.sh: could not build a geosr wheel (set GEOSR_WHEEL or run 'make dist')" >&2
+    fi
+fi
+# pip's user configuration (where its package index is set) is read from XDG_CONFIG_HOME, which
+# the tests replace below: keep it for the set-up tests' pip.
+PIP_USER_CONFIG="${XDG_CONFIG_HOME:-$HOME/.config}/pip/pip.conf"
+if [ -z "${PIP_CONFIG_FILE:-}" ] && [ -f "$PIP_USER_CONFIG" ]; then
+    export PIP_CONFIG_FILE="$PIP_USER_CONFIG"
+fi
 mkdir -p "$WORK/run"
 chmod 700 "$WORK/run"
 export QT_QPA_PLATFORM=offscreen

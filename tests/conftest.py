@@ -1,22 +1,24 @@
-"""Shared fixtures: the real scenes in ../shared/data and small models and rasters made here."""
+"""Shared fixtures: real scenes (small crops in tests/data, the full ones when present) and
+small models and rasters made here."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 import geosr
+from tests.datasets import TEST_DATA, ci_requires_shared_data, shared_data_folder
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("GEOSR_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = TEST_DATA
+SHARED = shared_data_folder()
 
-#: Real scenes (see ../shared/data/PROVENANCE.md).
+#: Real scenes: crops committed in tests/data (see its PROVENANCE.md).
 LANDSAT8 = (
     DATA / "landsat8_lc80200392015216" / "LC08_020039_20150804_B2B3B4B5_30m.tif"
 )  # 4 x uint16
@@ -28,10 +30,31 @@ LANDSAT7_OLINDA = DATA / "landsat7_olinda" / "L7_ETMs.tif"  # 6 x uint8
 RGB_BYTE = DATA / "landsat7_rgb_byte" / "RGB.byte.tif"  # 3 x uint8, nodata 0
 NAIP_DIR = DATA / "naip_nd_m4709963"  # 4 x uint8 RGBN
 
+RGB = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not DATA.is_dir():
-        raise pytest.UsageError(f"test data folder {DATA} is missing; set GEOSR_SHARED_DATA")
+    if SHARED is None and ci_requires_shared_data():
+        raise pytest.UsageError(
+            "CI=true but the shared data folder is missing: set GEOSR_SHARED_DATA or put "
+            "shared/data beside the repository"
+        )
+
+
+@pytest.fixture(scope="session")
+def shared_scenes() -> Path:
+    """The full shared scenes; the test is skipped (with its reason) where they are absent."""
+    if SHARED is None:
+        pytest.skip(
+            "needs the full shared scenes: set GEOSR_SHARED_DATA or put shared/data beside the repo"
+        )
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def full_scene(shared_scenes: Path) -> Callable[[Path], Path]:
+    """Map a crop in tests/data to the full scene it was cut from."""
+    return lambda crop: shared_scenes / crop.relative_to(DATA)
 
 
 @pytest.fixture(scope="session")
@@ -74,12 +97,17 @@ def write_crop(
             driver="GTiff",
         )
         descriptions = src.descriptions
+        # a 4-band uint8 GeoTIFF is RGBA by default: say what each band is, as the source does
+        colorinterp = src.colorinterp
+        profile.setdefault("photometric", "RGB" if colorinterp[:3] == RGB else "MINISBLACK")
         profile.update(profile_updates)
         dtype = np.dtype(profile["dtype"])
         if dtype != data.dtype:
             data = data.astype(dtype)
         with rasterio.open(destination, "w", **profile) as dst:
             dst.write(data[: profile["count"]])
+            if profile["count"] == len(colorinterp):
+                dst.colorinterp = colorinterp
             for index, text in enumerate(descriptions[: profile["count"]], start=1):
                 if text:
                     dst.set_band_description(index, text)

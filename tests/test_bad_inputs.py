@@ -144,14 +144,16 @@ def test_bad_chunk_size(crop, model_factory) -> None:
         geosr.upscale(src, model=model_factory(bands=4), chunk_size=-5)
 
 
-def test_no_default_model_yet_or_default_works(crop) -> None:
+def test_default_model_is_the_bundled_srgan(crop) -> None:
     src = crop(LANDSAT8, Window(0, 0, 24, 24))
-    if geosr.bundled_models():
-        out = geosr.upscale(src)
-        assert out.exists()
-    else:
-        with pytest.raises(geosr.ModelNotFoundError, match="no default model is bundled"):
-            geosr.upscale(src)
+    assert {"srgan", "srresnet"} <= set(geosr.bundled_models())
+    out = geosr.upscale(src)
+    assert out == src.with_name("crop_x4.tif")
+    with rasterio.open(src) as s, rasterio.open(out) as o:
+        assert (o.width, o.height, o.count, o.dtypes) == (96, 96, 4, s.dtypes)
+        assert o.bounds == s.bounds and o.crs == s.crs
+        assert o.tags()["GEOSR_MODEL"] == "srgan"
+        assert o.tags()["GEOSR_SCALE"] == "4"
 
 
 def test_corrupt_model_file(crop, tmp_path: Path) -> None:

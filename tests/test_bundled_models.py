@@ -34,10 +34,10 @@ def test_bundled_model_loads_with_a_card(name: str) -> None:
 @pytest.mark.parametrize(
     ("source", "window"),
     [
-        (LANDSAT8, Window(200, 520, 96, 80)),  # 4 x uint16, rows training held out
-        (LANDSAT7_OLINDA, Window(100, 260, 90, 90)),  # 6 x uint8
-        (RGB_BYTE, Window(200, 600, 100, 100)),  # 3 x uint8 with nodata at the scene edge
-        (LANDSAT8_150M, Window(700, 1300, 120, 100)),  # 3 x uint16 with nodata fill
+        (LANDSAT8, Window(200, 301, 96, 80)),  # 4 x uint16, rows training held out
+        (LANDSAT7_OLINDA, Window(7, 164, 90, 90)),  # 6 x uint8
+        (RGB_BYTE, Window(0, 200, 100, 100)),  # 3 x uint8 with nodata at the scene edge
+        (LANDSAT8_150M, Window(40, 100, 120, 100)),  # 3 x uint16 with nodata fill
     ],
 )
 @pytest.mark.parametrize("name", BUNDLED)

@@ -204,3 +204,16 @@ def test_network_interpolation(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert geosr.read_meta(tmp_path / "c.safetensors").trained_on["interpolation"]["alpha"] == 0.25
+
+
+def test_names_of_every_length_save_and_load(tmp_path: Path) -> None:
+    """A header length whose low byte is 0x80 (a pickle's first byte) is valid safetensors."""
+    torch.manual_seed(0)
+    model = geosr.build_model(bands=4, scale=2, width=8, blocks=1, batch_norm=False)
+    first_bytes = set()
+    for length in range(100, 421):
+        path = geosr.save_model(model, tmp_path / "m.safetensors", name="x" * length)
+        first_bytes.add(path.read_bytes()[0])
+        assert geosr.load_model(path).meta.name == "x" * length, length
+        assert geosr.read_meta(path).name == "x" * length, length
+    assert 0x80 in first_bytes  # the range reaches the lengths that were refused

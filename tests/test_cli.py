@@ -196,3 +196,29 @@ def test_blend_and_demo_bad_output(model_factory, tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip().startswith("geosr: error: cannot create /proc/geosr-cannot-write")
+
+
+def test_stack_of_band_files(model_factory, tmp_path: Path) -> None:
+    from tests.conftest import LANDSAT8_ORIGINAL
+
+    files = [LANDSAT8_ORIGINAL / f"l8_B{b}.tif" for b in (2, 3, 4, 5)]
+    out = tmp_path / "stack.tif"
+    model = model_factory(bands=4)
+    result = run("upscale", "--stack", *files, "-o", out, "--model", model, "--progress", "none")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == out
+    with rasterio.open(out) as o:
+        assert o.descriptions == ("l8_B2", "l8_B3", "l8_B4", "l8_B5") and o.width == 384
+    for args in (["x.tif", "--stack", files[0]], ["x.tif", "y.tif", "-o", "z.tif"]):
+        result = run("upscale", *args, "--model", model)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_url_tokens_never_reach_events_or_errors(model_factory) -> None:
+    url = "https://127.0.0.1:1/scene.tif?X-Amz-Signature=SECRET"
+    result = run("upscale", url, "--model", model_factory(bands=4), "--progress", "jsonl")
+    assert result.returncode == 1
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["input"].startswith("https://127.0.0.1:1/scene.tif")
+    assert events[-1]["event"] == "error" and "cannot read" in events[-1]["message"]
+    assert "SECRET" not in result.stdout + result.stderr

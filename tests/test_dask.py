@@ -15,6 +15,7 @@ import rasterio
 import rioxarray
 import xarray as xr
 from affine import Affine
+from dask.core import get_dependencies
 from rasterio.windows import Window
 
 import geosr
@@ -27,7 +28,7 @@ def _read(path: Path) -> np.ndarray:
 
 
 def test_accessor_matches_geosr_upscale(model_factory, tmp_path: Path) -> None:
-    src = write_crop(RGB_BYTE, tmp_path / "rgb.tif", Window(200, 250, 150, 130))
+    src = write_crop(RGB_BYTE, tmp_path / "rgb.tif", Window(200, 90, 150, 130))
     model = geosr.load_model(model_factory(bands=3, scale=2))
     reference = geosr.upscale(src, tmp_path / "ref.tif", model=model, chunk_size=64)
     data = rioxarray.open_rasterio(src, chunks={"x": 64, "y": 64})
@@ -87,7 +88,7 @@ def test_numpy_backed_dataarray_and_write_checks(model_factory, tmp_path: Path) 
 def test_odd_chunkings_equal_one_chunk(chunk: int, model_factory, tmp_path: Path) -> None:
     """Chunks smaller than the halo (dask's map_overlap would refuse them) and chunk sizes that
     do not divide the scene give the same pixels as a single chunk."""
-    src = write_crop(LANDSAT8_150M, tmp_path / "edge.tif", Window(100, 250, 130, 110))
+    src = write_crop(LANDSAT8_150M, tmp_path / "edge.tif", Window(4, 10, 130, 110))
     model = model_factory(bands=3, scale=2, width=8, blocks=2)
     whole = _read(geosr.upscale(src, tmp_path / "whole.tif", model=model, chunk_size=1000))
     data = rioxarray.open_rasterio(src, chunks={"x": chunk, "y": chunk})
@@ -102,9 +103,12 @@ def test_model_is_one_graph_key(model_factory, tmp_path: Path) -> None:
     data = rioxarray.open_rasterio(src, chunks={"x": 32, "y": 32})
     sr = data.geosr.upscale(model=model_factory(bands=4, scale=2))
     graph = dict(sr.data.__dask_graph__())
-    plans = [k for k, v in graph.items() if "TileRunner" in repr(type(getattr(v, "value", v)))]
-    plan_keys = [k for k in graph if str(k).startswith("_BlockPlan") or "plan" in str(k).lower()]
-    assert len(plan_keys) == 1 or len(plans) == 1
+    plans = [k for k, v in graph.items() if type(getattr(v, "value", v)).__name__ == "_BlockPlan"]
+    assert len(plans) == 1
+    chunks = [k for k in graph if isinstance(k, tuple) and k[0] == sr.data.name]
+    assert len(chunks) == 16
+    for key in chunks:
+        assert plans[0] in get_dependencies(graph, key), key
 
 
 def _threaded_reference(src: Path, model: Path, out: Path) -> None:
@@ -130,7 +134,7 @@ def _threaded_reference(src: Path, model: Path, out: Path) -> None:
 def test_distributed_cluster_is_bit_identical_to_threads(model_factory, tmp_path: Path) -> None:
     from dask.distributed import Client, LocalCluster
 
-    src = write_crop(LANDSAT8_150M, tmp_path / "scene.tif", Window(100, 250, 200, 150))
+    src = write_crop(LANDSAT8_150M, tmp_path / "scene.tif", Window(4, 10, 200, 150))
     model = model_factory(bands=3, scale=2, width=8, blocks=2)
     _threaded_reference(src, model, tmp_path / "threads.tif")
     seen = []
@@ -159,3 +163,15 @@ def test_distributed_cluster_is_bit_identical_to_threads(model_factory, tmp_path
             and o.nodata == s.nodata
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist.tif", "scene.tif", "threads.tif"]
+
+
+@pytest.mark.parametrize("scheduler", ["processes", object(), 4], ids=["name", "object", "int"])
+def test_unknown_schedulers_are_refused(scheduler, model_factory, tmp_path: Path) -> None:
+    """A scheduler that is neither a local name nor a distributed Client is an error, not a
+    silent fallback to threads."""
+    src = write_crop(RGB_BYTE, tmp_path / "in.tif", Window(0, 0, 32, 32))
+    out = tmp_path / "out.tif"
+    with pytest.raises(geosr.ConfigError, match="scheduler .*; use 'threads', 'synchronous'") as e:
+        geosr.upscale(src, out, model=model_factory(bands=3, scale=2), scheduler=scheduler)
+    assert "\n" not in str(e.value)
+    assert not out.exists()

@@ -13,6 +13,7 @@ from affine import Affine
 
 import geosr
 from geosr.demo import SAMPLE, run_demo
+from tests.backends import foreign_backend
 
 
 def test_sample_scene_ships_with_attribution() -> None:
@@ -23,9 +24,10 @@ def test_sample_scene_ships_with_attribution() -> None:
 
 
 def test_demo_runs_with_any_model(model_factory, tmp_path: Path) -> None:
-    result = run_demo(
-        tmp_path / "demo", model=str(model_factory(bands=None, scale=4)), progress=False
-    )
+    with foreign_backend():  # the figure leaves the caller's matplotlib backend alone
+        result = run_demo(
+            tmp_path / "demo", model=str(model_factory(bands=None, scale=4)), progress=False
+        )
     assert result["radiometry"] <= 1.0
     assert result["figure"].read_bytes()[:4] == b"\x89PNG"
     with rasterio.open(result["output"]) as out, rasterio.open(SAMPLE) as src:

@@ -16,6 +16,7 @@ from rasterio.windows import Window
 import geosr
 from geosr.data.degradations import DegradationConfig
 from geosr.evaluate import evaluate
+from tests.backends import foreign_backend
 from tests.conftest import LANDSAT7_OLINDA, LANDSAT8, LANDSAT8_150M
 
 
@@ -82,11 +83,39 @@ def test_pairs_match_degrading_the_scene_ourselves(model_factory, tmp_path: Path
         assert a["ssim"] == pytest.approx(b["ssim"], rel=1e-9)
 
 
-def test_nodata_pixels_are_left_out(model_factory) -> None:
-    report = evaluate(
-        [LANDSAT8_150M], model_factory(bands=3, scale=2), max_size=512, degradations=["box"]
-    )
-    assert np.isfinite(report.summary()["box"]["model"]["psnr"])
+def test_nodata_pixels_are_left_out(model_factory, tmp_path: Path) -> None:
+    """Only valid pixels are scored: the scene with its nodata fill recoded to another value
+    (declared as its nodata) scores exactly the same."""
+    with rasterio.open(LANDSAT8_150M) as src:
+        data, profile = src.read(), src.profile
+        fill = (data == src.nodata).any(axis=0)
+    assert fill.mean() > 0.05 and not (data == 65535).any()  # nodata to leave out; a free code
+    data[:, fill] = 65535
+    recoded = tmp_path / "recoded.tif"
+    with rasterio.open(recoded, "w", **(profile | {"nodata": 65535})) as dst:
+        dst.write(data)
+    model = model_factory(bands=3, scale=2)
+    reports = [
+        evaluate([scene], model, max_size=512, degradations=["box"])
+        for scene in (LANDSAT8_150M, recoded)
+    ]
+    original, other = (r.results[0].metrics for r in reports)
+    for method in ("model", "bicubic", "lanczos"):
+        assert np.isfinite(original[method]["psnr"])
+        for key, value in original[method].items():
+            assert other[method][key] == pytest.approx(value, rel=1e-9), (method, key)
+
+
+def test_figure_keeps_the_callers_matplotlib_backend(model_factory, tmp_path: Path) -> None:
+    with foreign_backend():
+        evaluate(
+            [LANDSAT7_OLINDA],
+            model_factory(bands=None, scale=2),
+            max_size=64,
+            degradations=["box"],
+            figure=tmp_path / "f.png",
+        )
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(

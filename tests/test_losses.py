@@ -29,8 +29,7 @@ from geosr.losses import (
     weighted_reduce,
 )
 from geosr.models import build_discriminator
-
-LANDSAT8 = Path("/work/shared/data/landsat8_lc80200392015216/LC08_020039_20150804_B2B3B4B5_30m.tif")
+from tests.conftest import LANDSAT8
 
 
 @pytest.fixture(autouse=True, scope="module")

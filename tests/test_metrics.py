@@ -13,12 +13,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from geosr import metrics
 from geosr.errors import InputError
+from tests.conftest import LANDSAT8, NAIP_DIR
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.is_dir():  # worktrees live elsewhere; the shared data folder does not move
-    DATA = Path("/work/shared/data")
-NAIP = DATA / "naip_nd_m4709963" / "m_4709963_se_14_1_20150926.tif"
-LANDSAT8 = DATA / "landsat8_lc80200392015216" / "LC08_020039_20150804_B2B3B4B5_30m.tif"
+NAIP = NAIP_DIR / "m_4709963_se_14_1_20150926.tif"
 
 # scikit-image settings that reproduce Wang et al. 2004 (and geosr.metrics.ssim)
 SKIMAGE_SSIM = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
@@ -31,12 +28,12 @@ def read_crop(path: Path, col: int, row: int, size: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def naip() -> np.ndarray:
-    return read_crop(NAIP, 200, 150, 96)
+    return read_crop(NAIP, 100, 50, 96)
 
 
 @pytest.fixture(scope="module")
 def landsat() -> np.ndarray:
-    return read_crop(LANDSAT8, 300, 250, 96)
+    return read_crop(LANDSAT8, 280, 250, 96)
 
 
 def degraded(hr: np.ndarray, scale: int = 4) -> np.ndarray:

@@ -50,9 +50,9 @@ def sha256(path: Path) -> str:
     ("source", "window", "bands", "scale"),
     [
         (LANDSAT8, Window(100, 80, 150, 120), 4, 4),  # uint16, 4 bands, band descriptions
-        (RGB_BYTE, Window(0, 200, 160, 140), 3, 2),  # uint8 RGB, nodata 0, scene edge
+        (RGB_BYTE, Window(0, 40, 160, 140), 3, 2),  # uint8 RGB, nodata 0, scene edge
         (LANDSAT7_OLINDA, None, None, 2),  # uint8, 6 bands, band-shared model
-        (LANDSAT8_150M, Window(100, 250, 220, 200), 3, 2),  # uint16, nodata 0 fill at the edge
+        (LANDSAT8_150M, Window(4, 10, 220, 200), 3, 2),  # uint16, nodata 0 fill at the edge
     ],
 )
 def test_output_lands_exactly_on_the_input_footprint(
@@ -75,13 +75,16 @@ def test_output_lands_exactly_on_the_input_footprint(
     assert data.std() > 0
 
 
-def test_full_landsat_scene_all_bands_keep_radiometry(model_factory, tmp_path: Path) -> None:
+def test_full_landsat_scene_all_bands_keep_radiometry(
+    model_factory, full_scene, tmp_path: Path
+) -> None:
     """The whole 627x603 Landsat 8 stack; each output block averages back to its input pixel."""
+    scene = full_scene(LANDSAT8)
     out = geosr.upscale(
-        LANDSAT8, tmp_path / "l8_x2.tif", model=model_factory(bands=4, scale=2), chunk_size=256
+        scene, tmp_path / "l8_x2.tif", model=model_factory(bands=4, scale=2), chunk_size=256
     )
-    assert_same_footprint(LANDSAT8, out, 2)
-    with rasterio.open(LANDSAT8) as src, rasterio.open(out) as dst:
+    assert_same_footprint(scene, out, 2)
+    with rasterio.open(scene) as src, rasterio.open(out) as dst:
         lr = src.read().astype(np.float64)
         sr = dst.read().astype(np.float64)
     back = sr.reshape(4, lr.shape[1], 2, lr.shape[2], 2).mean(axis=(2, 4))
@@ -125,7 +128,7 @@ def test_chunked_equals_whole_scene_no_seams(
 def test_seam_free_with_nodata_and_small_tiles(model_factory, tmp_path: Path) -> None:
     from tests.conftest import write_crop
 
-    src = write_crop(LANDSAT8_150M, tmp_path / "edge.tif", Window(100, 250, 260, 230))
+    src = write_crop(LANDSAT8_150M, tmp_path / "edge.tif", Window(4, 10, 260, 230))
     model = model_factory(bands=3, scale=2, width=8, blocks=2)
     a = geosr.upscale(src, tmp_path / "a.tif", model=model, chunk_size=100, tile_size=40)
     b = geosr.upscale(src, tmp_path / "b.tif", model=model, chunk_size=1000)
@@ -134,7 +137,7 @@ def test_seam_free_with_nodata_and_small_tiles(model_factory, tmp_path: Path) ->
 
 
 def test_nodata_is_restored_exactly_and_never_produced(crop, model_factory) -> None:
-    src = crop(LANDSAT8_150M, Window(100, 250, 220, 200))
+    src = crop(LANDSAT8_150M, Window(4, 10, 220, 200))
     out = geosr.upscale(src, model=model_factory(bands=3, scale=2), chunk_size=64)
     with rasterio.open(src) as s, rasterio.open(out) as o:
         lr, sr = s.read(), o.read()
@@ -189,6 +192,7 @@ def test_dtypes_are_kept(dtype: str, model_factory, tmp_path: Path) -> None:
             "width": 64,
             "height": 48,
             "transform": s.window_transform(Window(200, 200, 64, 48)),
+            "photometric": "MINISBLACK",  # not RGBA, GDAL's default for 4 x uint8
         }
     scaled = {
         "uint8": data / 256,
@@ -213,7 +217,7 @@ def test_any_band_count(count: int, model_factory, tmp_path: Path) -> None:
     """1 to 13 bands from the real Landsat 8 band files, with a multiband and a band-shared model."""
     files = sorted(LANDSAT8_ORIGINAL.glob("l8_B*.tif"))
     files = [f for f in files if f.name != "l8_B8.tif"]  # pan band is on a finer grid
-    window = Window(300, 300, 40, 36)
+    window = Window(100, 100, 40, 36)
     layers = []
     for index in range(count):
         with rasterio.open(files[index % len(files)]) as s:
@@ -239,6 +243,9 @@ def test_any_band_count(count: int, model_factory, tmp_path: Path) -> None:
 
 
 def test_band_selection(model_factory, tmp_path: Path) -> None:
+    """The selected bands, in the order given: each output band averages back to its source."""
+    with rasterio.open(LANDSAT7_OLINDA) as src:
+        lr = src.read([4, 3, 2]).astype(np.float64)
     out = geosr.upscale(
         LANDSAT7_OLINDA,
         tmp_path / "sel.tif",
@@ -248,6 +255,11 @@ def test_band_selection(model_factory, tmp_path: Path) -> None:
     )
     with rasterio.open(out) as o:
         assert o.count == 3
+        sr = o.read().astype(np.float64)
+    back = sr.reshape(3, lr.shape[1], 2, lr.shape[2], 2).mean(axis=(2, 4))
+    assert np.abs(back - lr).max() <= 1.0
+    # the bands differ enough that any other order would fail
+    assert min(np.abs(lr[i] - lr[j]).mean() for i in range(3) for j in range(3) if i != j) > 5
 
 
 def test_tiny_raster_smaller_than_chunk_and_halo(crop, model_factory) -> None:
@@ -300,7 +312,7 @@ def test_raster_without_crs_works_with_a_warning(model_factory, tmp_path: Path) 
 def test_cog_output_is_valid(crop, model_factory) -> None:
     from rio_cogeo.cogeo import cog_validate
 
-    src = crop(RGB_BYTE, Window(300, 300, 160, 128))
+    src = crop(RGB_BYTE, Window(300, 140, 160, 128))
     out = geosr.upscale(src, model=model_factory(bands=3, scale=4), chunk_size=64, cog=True)
     valid, errors, _ = cog_validate(out, strict=True)
     assert valid, errors
@@ -354,7 +366,8 @@ def test_upscale_dataarray_is_lazy_and_georeferenced(model_factory, tmp_path: Pa
     from tests.conftest import write_crop
 
     naip = sorted(NAIP_DIR.glob("*.tif"))[0]
-    write_crop(naip, src, Window(100, 100, 96, 80))
+    # MINISBLACK: GDAL writes 4 x uint8 as RGBA by default, and an alpha band is not SR'd
+    write_crop(naip, src, Window(100, 100, 96, 80), photometric="MINISBLACK")
     model = geosr.load_model(model_factory(bands=4, scale=2))
     data = rioxarray.open_rasterio(src, chunks={"x": 48, "y": 48})
     sr = geosr.upscale_dataarray(data, model)
@@ -389,7 +402,7 @@ def test_radiometry_holds_next_to_saturated_and_black_pixels(model_factory, tmp_
     """Stretched so many pixels sit at 1 (0 is nodata) and 255: the clipped projection still
     makes every block average back to its input pixel within one unit."""
     with rasterio.open(RGB_BYTE) as s:
-        window = Window(300, 300, 96, 80)
+        window = Window(300, 140, 96, 80)
         data = s.read(window=window).astype(np.float64)
         profile = s.profile | {"width": 96, "height": 80, "transform": s.window_transform(window)}
     stretched = np.clip((data - 40) * 4, 1, 255).astype("uint8")
@@ -459,3 +472,87 @@ def test_wide_integer_limits_do_not_wrap(dtype: str) -> None:
     assert out.dtype == np.dtype(dtype)
     assert out[0, 0, 0] == info.max and out[0, 0, 2] == info.min
     assert out[0, 2, 0] == info.max and out[0, 2, 2] == 5
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64"])
+def test_64bit_integer_limits_do_not_wrap(dtype: str) -> None:
+    """float64 rounds the int64/uint64 maxima up to 2**63 / 2**64; values there and beyond
+    clip just inside the range, at either limit, instead of wrapping to the other end."""
+    import torch
+
+    from geosr.pipeline import to_output_dtype
+
+    info = np.iinfo(dtype)
+    top, bottom = int(info.max), int(info.min)
+    sr = torch.tensor([[[1e30, -1e30], [float(info.max), float(info.min)]]], dtype=torch.float32)
+    sr = sr.repeat_interleave(2, 1).repeat_interleave(2, 2)
+    valid = np.ones((1, 2, 2), bool)
+    out = to_output_dtype(sr, valid, 2, np.dtype(dtype), None)
+    assert out.dtype == np.dtype(dtype)
+    assert all(top - 2048 < int(v) <= top for v in out[0, :, :2].ravel())
+    assert all(int(v) == bottom for v in out[0, :, 2:].ravel())
+    # a nodata value at either limit is never produced, and nothing wraps past it
+    high = to_output_dtype(sr, valid, 2, np.dtype(dtype), float(info.max))
+    assert all(top - 2048 < int(v) < top for v in high[0, :, :2].ravel())
+    low = to_output_dtype(sr, valid, 2, np.dtype(dtype), float(info.min))
+    assert all(bottom < int(v) < bottom + 2048 for v in low[0, :, 2:].ravel())
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64"])
+def test_64bit_rasters_at_their_limits_upscale_without_wrapping(
+    dtype: str, model_factory, tmp_path: Path
+) -> None:
+    info = np.iinfo(dtype)
+    window = Window(0, 0, 32, 32)
+    with rasterio.open(LANDSAT8) as s:
+        data = s.read(window=window).astype(dtype)
+        profile = s.profile | {
+            "width": 32,
+            "height": 32,
+            "transform": s.window_transform(window),
+            "dtype": dtype,
+        }
+    data[:, :, :8] = info.max
+    data[:, :, -8:] = info.min
+    path = tmp_path / f"{dtype}.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    out = geosr.upscale(path, model=model_factory(bands=4, scale=2), chunk_size=32)
+    with rasterio.open(out) as o:
+        assert o.dtypes[0] == dtype
+        sr = o.read()
+    span = float(info.max) - float(info.min)
+    top = sr[:, :, :16].astype(np.float64)
+    bottom = sr[:, :, -16:].astype(np.float64)
+    assert np.abs(top - float(info.max)).max() <= 1e-6 * span
+    assert np.abs(bottom - float(info.min)).max() <= 1e-6 * span
+
+
+@pytest.mark.parametrize("chunk_size", [0, 2.5])
+def test_bad_chunk_sizes_are_refused_not_replaced(chunk_size, crop, model_factory) -> None:
+    src = crop(RGB_BYTE, Window(0, 0, 32, 32))
+    model = model_factory(bands=3, scale=2)
+    with pytest.raises(geosr.ConfigError, match=rf"chunk_size .*got {chunk_size}; pass") as e:
+        geosr.upscale(src, model=model, chunk_size=chunk_size)
+    assert "\n" not in str(e.value)
+    assert not src.with_name(f"{src.stem}_x2.tif").exists()
+    data = rioxarray.open_rasterio(src)
+    with pytest.raises(geosr.ConfigError, match=rf"chunk_size .*got {chunk_size}"):
+        geosr.upscale_dataarray(data, model, chunk_size=chunk_size)
+
+
+def test_statistics_sample_is_the_same_from_files_arrays_and_training(crop) -> None:
+    """A scene's statistics come from one decimated sample, whether the scene is a file
+    (upscale), an array (upscale_dataarray) or a training scene."""
+    from geosr.data import SceneReader, describe_scene
+    from geosr.raster import lazy_array, open_info, read_sample, sample_array
+
+    src = crop(LANDSAT8, Window(0, 0, 96, 90))
+    info = open_info(src)
+    reader = SceneReader([describe_scene(src)])
+    for max_pixels in (700, 1000, 2000, 4321, 96 * 90):
+        from_file = read_sample(info, max_pixels)
+        assert from_file.shape[0] == 4 and from_file[0].size <= max_pixels
+        np.testing.assert_array_equal(sample_array(lazy_array(info, 32), max_pixels), from_file)
+        np.testing.assert_array_equal(reader.read_decimated(0, max_pixels)[0], from_file)
+    reader.close()

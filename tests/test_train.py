@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 
 import geosr
-from geosr.train import TrainConfig, Trainer, main
+from geosr.train import TrainConfig, Trainer, main, read_toml
+from tests.backends import foreign_backend
 from tests.conftest import LANDSAT7_OLINDA, LANDSAT8, NAIP_DIR
 
 TINY = {
@@ -139,8 +142,26 @@ def test_unet_discriminator_and_relativistic_loss(tmp_path: Path) -> None:
         ),
         progress="none",
     )
-    logs = trainer.train_step(next(iter(trainer.stream)))
-    assert np.isfinite(logs["d_loss"]) and logs["g_adversarial"] >= 0
+    batch = next(iter(trainer.stream))
+    expected = _relativistic_generator_loss(trainer, batch)
+    logs = trainer.train_step(batch)
+    assert np.isfinite(logs["d_loss"])
+    assert logs["g_adversarial"] == pytest.approx(expected, rel=1e-5)
+
+
+def _relativistic_generator_loss(trainer: Trainer, batch) -> float:
+    """ESRGAN's generator loss (eq. 2) on the per-pixel logits of the networks before the
+    step, at the weight of the ramp's first step: BCE(x, 0) = softplus(x), BCE(x, 1) =
+    softplus(-x), and the patches are all valid."""
+    assert bool(batch.valid.all())
+    discriminator = trainer.nets.discriminator.eval()
+    with torch.no_grad():
+        fake = discriminator(trainer.generator(batch.lr.to(trainer.device)))
+        real = discriminator(batch.hr.to(trainer.device))
+    softplus = torch.nn.functional.softplus
+    loss = softplus(real - fake.mean()).mean() + softplus(-(fake - real.mean())).mean()
+    weight = 5e-3 / trainer.config.adversarial_ramp  # ESRGAN's 5e-3, ramped from 0
+    return float(weight * loss)
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -200,8 +221,8 @@ def test_cosine_schedule_decays_to_the_floor(tmp_path: Path) -> None:
     factors = []
     for step in (0, 50, 100):
         trainer.step = step
-        trainer._apply_lr()
-        factors.append(trainer.opt_g.param_groups[0]["lr"] / 1e-3)
+        trainer.apply_lr()
+        factors.append(trainer.nets.opt_g.param_groups[0]["lr"] / 1e-3)
     assert factors == pytest.approx([1.0, 0.55, 0.1])
 
 
@@ -241,18 +262,8 @@ def test_resume_from_the_saved_config(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_process_gloo_data_parallel(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    result = subprocess.run(
+    result = _torchrun(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "geosr.train",
             "--data",
             str(LANDSAT8),
             "--bands",
@@ -277,18 +288,92 @@ def test_two_process_gloo_data_parallel(tmp_path: Path) -> None:
             "none",
             "--device",
             "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
+        ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     meta = geosr.load_model(out / "best.safetensors").meta
     assert meta.trained_on["batch_size"] == 4  # two processes of two
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3  # written once, by rank 0
+
+
+def _torchrun(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """geosr-train in two CPU processes (gloo), as torchrun starts them."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+            *("--nproc-per-node", "2", "-m", "geosr.train", *args),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def _first_overflowing_ranks(config: TrainConfig, world: int) -> list[int]:
+    """The ranks whose batch first holds a patch that a squared error overflows in float32,
+    found by drawing the very samples each rank of a ``world``-process run takes (batch b of
+    rank r is sample b*world+r with one-patch batches)."""
+    from geosr.data import prepare_data
+
+    samples = prepare_data(config.data, config.data_config(), generator=config.seed).train
+    for step in range(config.steps):
+        ranks = [r for r in range(world) if samples[step * world + r].hr.abs().max() > 1e20]
+        if ranks:
+            return ranks
+    return []
+
+
+@pytest.mark.slow
+def test_a_divergent_process_stops_every_process(tmp_path: Path) -> None:
+    """Under torchrun, a non-finite loss on one process stops all of them at the same step
+    with the same one-line error, instead of leaving the others waiting in the gradient
+    all-reduce.
+
+    The overflow is real: one scene has hot pixels at 1e30 (finite, so valid data) on 0.5%
+    of its pixels, too few to move its robust (percentile) normalisation, so they stay near
+    1e27 in a patch and the squared error of --pixel-loss mse overflows float32. The other
+    scene is clean; the seed decides which process draws a hot patch first.
+    """
+    hot = tmp_path / "hot_pixels.tif"
+    with rasterio.open(LANDSAT8) as src:
+        data = src.read().astype("float32")
+        profile = src.profile | {"dtype": "float32", "predictor": 1}
+    data[:, np.random.default_rng(0).random(data.shape[1:]) < 0.005] = 1e30
+    with rasterio.open(hot, "w", **profile) as dst:
+        dst.write(data)
+    options = {"data": [str(LANDSAT8), str(hot)], "batch_size": 1, "max_val_samples": 2}
+    seed = next(
+        (
+            s
+            for s in range(50)
+            if len(_first_overflowing_ranks(config(tmp_path, **options, steps=20, seed=s), 2)) == 1
+        ),
+        None,
+    )
+    assert seed is not None, "no seed lets exactly one process draw a hot patch first"
+    result = _torchrun(
+        [
+            *("--data", *options["data"], "--out", str(tmp_path / "ddp"), "--seed", str(seed)),
+            *("--pixel-loss", "mse", "--steps", "20", "--batch-size", "1", "--patch", "32"),
+            *("--width", "8", "--blocks", "1", "--val-every", "1000", "--max-val-samples", "2"),
+            *("--progress", "none", "--device", "cpu"),
+        ],
+        timeout=300,
+    )
+    errors = [
+        line for line in result.stderr.splitlines() if line.startswith("geosr-train: error: ")
+    ]
+    assert result.returncode != 0 and len(errors) == 2, result.stderr[-3000:]
+    own = [e for e in errors if "the pixel loss of process" in e]
+    other = [e for e in errors if "the loss of process" in e]
+    assert len(own) == 1 and len(other) == 1, errors
+    step = own[0].split("became NaN/inf at step ")[1].split(";")[0]
+    assert f"became NaN/inf at step {step};" in other[0], errors
 
 
 @pytest.mark.parametrize(
@@ -347,6 +432,37 @@ def test_corrupt_config_file(tmp_path: Path, capsys) -> None:
     unknown.write_text('data = ["x.tif"]\nlearning_speed = 3\n')
     assert main(["--config", str(unknown)]) == 1
     assert "unknown training option(s): learning_speed" in capsys.readouterr().err
+
+
+def test_usage_error_is_one_line_and_exit_2(capsys) -> None:
+    assert main(["--data", str(LANDSAT8), "--steps", "many"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("geosr-train: error: argument --steps")
+
+
+def test_sigterm_stops_training_with_a_resume_hint(tmp_path: Path) -> None:
+    """geosr-train shares geosr's stop on SIGTERM: one error event, exit 130."""
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "geosr.train", "--data", str(LANDSAT8)),
+            *("--out", str(tmp_path / "run"), "--steps", "100000", "--progress", "jsonl"),
+            *("--width", "8", "--blocks", "1", "--patch", "32", "--batch-size", "2"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        events = (json.loads(line) for line in proc.stdout)
+        assert any(e["event"] == "progress" for e in events), proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130
+    last = json.loads(proc.stdout.read().strip().splitlines()[-1])
+    assert last == {"event": "error", "message": "interrupted; resume with --resume"}
 
 
 def test_resume_without_state(tmp_path: Path, capsys) -> None:
@@ -409,8 +525,15 @@ def test_help_documents_every_option_with_its_default() -> None:
     assert "(default: 2000)" in result.stdout and "(default: 0.999)" in result.stdout
 
 
-def test_naip_multiband_band_names(tmp_path: Path) -> None:
-    scenes = sorted(NAIP_DIR.glob("*.tif"))[:2]
+@pytest.mark.parametrize("sensor", ["naip", "landsat8"])
+def test_naip_multiband_band_names(sensor: str, tmp_path: Path) -> None:
+    """A multiband model names its bands after the scenes' band descriptions, and invents
+    none for scenes without (NAIP's files have none)."""
+    scenes = sorted(NAIP_DIR.glob("*.tif"))[:2] if sensor == "naip" else [LANDSAT8]
+    with rasterio.open(scenes[0]) as src:
+        descriptions = list(src.descriptions)
+    expected = None if sensor == "naip" else descriptions
+    assert all(descriptions) == (sensor == "landsat8")  # premise: which scenes have names
     trainer = Trainer(
         TrainConfig(
             data=[str(s) for s in scenes], out=str(tmp_path / "n"), bands=4, steps=1, **TINY
@@ -420,3 +543,45 @@ def test_naip_multiband_band_names(tmp_path: Path) -> None:
     trainer.run()
     meta = json.loads(json.dumps(geosr.read_meta(tmp_path / "n" / "last.safetensors").to_dict()))
     assert meta["generator"]["bands"] == 4
+    assert meta["band_names"] == expected
+
+
+@pytest.mark.parametrize("bands", [4, None])
+def test_gan_stage_takes_bands_and_scale_from_init(bands: int | None, tmp_path: Path) -> None:
+    """--stage gan --init M without --bands or --scale fine-tunes M as it is."""
+    init = Trainer(config(tmp_path / "pre", bands=bands, scale=2, steps=1), progress="none").run()
+    out = tmp_path / "gan"
+    code = main(
+        [
+            "--data",
+            str(LANDSAT8),
+            "--stage",
+            "gan",
+            "--init",
+            str(init),
+            "--out",
+            str(out),
+            "--steps",
+            "1",
+            "--disc-width",
+            "8",
+            "--patch",
+            "32",
+            "--batch-size",
+            "2",
+            "--max-val-samples",
+            "2",
+            "--progress",
+            "none",
+        ]
+    )
+    assert code == 0
+    meta = geosr.read_meta(out / "best.safetensors")
+    assert (meta.bands, meta.scale, meta.trained_on["stage"]) == (bands, 2, "gan")
+    assert TrainConfig.from_dict(read_toml(out / "config.toml")).bands == bands  # resumable
+
+
+def test_metrics_plot_keeps_the_callers_matplotlib_backend(tmp_path: Path) -> None:
+    with foreign_backend():
+        Trainer(config(tmp_path, bands=4, steps=1), progress="none").run()
+    assert (tmp_path / "run" / "metrics.png").read_bytes()[:4] == b"\x89PNG"

@@ -34,7 +34,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from geosr.checkpoint import Normalization
 from geosr.data.degradations import DegradationConfig, add_noise
 from geosr.data.scenes import (
-    DEFAULT_STATS_PIXELS,
     Scene,
     SceneReader,
     band_percentiles,
@@ -44,6 +43,8 @@ from geosr.data.scenes import (
 )
 from geosr.errors import BandMismatchError, ConfigError, InputError
 from geosr.models.config import SUPPORTED_SCALES
+from geosr.nodata import fill_invalid
+from geosr.raster import DEFAULT_STATS_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,9 @@ class PatchSample(NamedTuple):
 
     Attributes:
         lr: normalised LR input, float32 (C, patch/scale, patch/scale).
-        hr: normalised HR target, float32 (C, patch, patch); nodata pixels are filled from
-            their valid neighbours so the LR input has no artificial edges.
+        hr: normalised HR target, float32 (C, patch, patch); nodata pixels are filled as at
+            inference (:func:`geosr.nodata.fill_invalid`), so the LR input has no artificial
+            edges and the network learns the fill it will see.
         valid: bool (1, patch, patch), False on nodata: the weight of every loss and metric.
         offset, scale: float32 (C,), the normalisation used: ``raw = x * scale + offset``
             (needed for radiometric metrics such as SAM and ERGAS).
@@ -251,45 +253,6 @@ def _offset_scale(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # a flat band (p_low == p_high) would divide by zero; the inference pipeline's fallback
     scale = np.where(scale > 0, scale, np.maximum(np.abs(low), 1.0))
     return low.astype(np.float32), scale.astype(np.float32)
-
-
-def fill_invalid(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Replace invalid pixels of ``x`` (C, H, W) by the mean of their already-filled
-    4-neighbours, growing inwards from the valid area (a cheap nearest-value fill).
-
-    Fill values would otherwise become dark edges in the LR input that the model learns to
-    reproduce (the "halo" of the training notes). An all-invalid patch becomes zeros.
-    """
-    if valid.all():
-        return x
-    if not valid.any():
-        return np.zeros_like(x)
-    out = np.where(valid, x, 0.0).astype(x.dtype)
-    filled = valid.copy()
-    while not filled.all():
-        total = np.zeros_like(out)
-        count = np.zeros(filled.shape, dtype=np.float32)
-        for axis, step in ((1, 1), (1, -1), (2, 1), (2, -1)):
-            shifted_fill = _shift(filled[None], axis, step)[0]
-            total += _shift(out * filled, axis, step)
-            count += shifted_fill
-        grow = ~filled & (count > 0)
-        out[:, grow] = total[:, grow] / count[grow]
-        filled |= grow
-    return out
-
-
-def _shift(a: np.ndarray, axis: int, step: int) -> np.ndarray:
-    """``a`` moved by ``step`` along ``axis`` with zeros shifted in (no wrap-around)."""
-    out = np.zeros_like(a)
-    src = [slice(None)] * a.ndim
-    dst = [slice(None)] * a.ndim
-    if step > 0:
-        src[axis], dst[axis] = slice(None, -step), slice(step, None)
-    else:
-        src[axis], dst[axis] = slice(-step, None), slice(None, step)
-    out[tuple(dst)] = a[tuple(src)]
-    return out
 
 
 def d4_transform(x: ArrayT, transform: int) -> ArrayT:

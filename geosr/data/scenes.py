@@ -17,20 +17,18 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geosr.errors import InputError, InputNotFoundError, NotARasterError
+from geosr.nodata import valid_mask
+from geosr.raster import DEFAULT_STATS_PIXELS, read_decimated
 
 log = logging.getLogger(__name__)
 
 #: File name patterns a folder is searched for (not recursively; pass a ``**`` glob for that).
 RASTER_PATTERNS = ("*.tif", "*.tiff", "*.TIF", "*.TIFF")
-
-#: Pixels read per scene (after decimation) to estimate band percentiles; the same budget as
-#: the inference pipeline's scene statistics, so a band-shared model sees the same scaling.
-DEFAULT_STATS_PIXELS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -189,53 +187,36 @@ class SceneReader:
                 f"{window.col_off + window.width} ({_first_line(exc)}); the file is corrupt or "
                 "truncated: replace it or remove it from the scenes"
             ) from None
-        valid = valid_mask(data, scene.nodata)
-        if masks is not None:
-            valid &= (masks > 0).all(axis=0)
-        return data.astype(np.float32, copy=False), valid
+        return data.astype(np.float32, copy=False), _pixel_mask(data, masks, scene.nodata)
 
     def read_decimated(
         self, index: int, max_pixels: int, rows: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The scene (or its ``rows`` [start, stop)) decimated to at most ``max_pixels`` pixels
-        per band (nearest, overviews used when present): cheap statistics that never load a
-        full-size scene."""
+        per band, and its ``(h, w)`` validity mask: the statistics read inference uses too
+        (:func:`geosr.raster.read_decimated`), so a band-shared model sees the same scaling."""
         scene = self.scenes[index]
         start, stop = rows if rows is not None else (0, scene.height)
         window = Window(0, start, scene.width, stop - start)
-        factor = max(1.0, float(np.sqrt(scene.width * window.height / max_pixels)))
-        shape = (
-            scene.count,
-            max(1, round(window.height / factor)),
-            max(1, round(scene.width / factor)),
-        )
-        src = self._open(index)
+        indexes = range(1, scene.count + 1)
         try:
-            data = src.read(out_shape=shape, window=window, resampling=Resampling.nearest)
-            masks = (
-                src.read_masks(out_shape=shape, window=window, resampling=Resampling.nearest)
-                if scene.internal_mask
-                else None
+            data, masks = read_decimated(
+                self._open(index), indexes, max_pixels, window, masks=scene.internal_mask
             )
         except RasterioError as exc:
             raise NotARasterError(
                 f"{scene.path} cannot be read ({_first_line(exc)}); the file is corrupt or "
                 "truncated: replace it or remove it from the scenes"
             ) from None
-        valid = valid_mask(data, scene.nodata)
-        if masks is not None:
-            valid &= (masks > 0).all(axis=0)
-        return data, valid
+        return data, _pixel_mask(data, masks, scene.nodata)
 
 
-def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
-    """``(H, W)`` True where no band of ``data`` (bands, H, W) is nodata or NaN."""
-    invalid = np.zeros(data.shape[1:], dtype=bool)
-    if nodata is not None and not np.isnan(nodata):
-        invalid |= (data == nodata).any(axis=0)
-    if np.issubdtype(data.dtype, np.floating):
-        invalid |= np.isnan(data).any(axis=0)
-    return ~invalid
+def _pixel_mask(data: np.ndarray, masks: np.ndarray | None, nodata: float | None) -> np.ndarray:
+    """``(H, W)`` True where every band of ``data`` is valid and no internal mask hides it."""
+    valid = valid_mask(data, nodata).all(axis=0)
+    if masks is not None:
+        valid &= (masks > 0).all(axis=0)
+    return valid
 
 
 def band_percentiles(
@@ -262,7 +243,7 @@ def band_percentiles(
     stats = np.empty((data.shape[0], 2))
     for band, values in enumerate(data):
         # each band's own validity, as a band-shared sample (one band) and inference see it
-        own = valid_mask(values[None], nodata)
+        own = valid_mask(values, nodata)
         if reader.scenes[index].internal_mask:  # a per-dataset mask applies to every band
             own &= valid
         stats[band] = np.percentile(values[own].astype(np.float64), percentiles)

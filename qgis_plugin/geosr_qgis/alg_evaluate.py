@@ -45,8 +45,9 @@ class EvaluateAlgorithm(GeosrAlgorithm):
         "Writes an HTML report (the table and a figure), the same numbers as JSON, and the "
         "figure (side-by-side crops: LR, bicubic, model, HR) as a PNG beside the HTML file, "
         "with the same name.\n\n"
-        "The work runs in geosr's own Python environment, set in Settings \u203a Options \u203a "
-        "Processing \u203a Providers \u203a geosr, or by the environment variable GEOSR_PYTHON."
+        "The work runs in geosr's own Python environment: Plugins \u203a geosr \u203a Set up "
+        "geosr\u2026 makes one; or set yours in Settings \u203a Options \u203a Processing \u203a "
+        "Providers \u203a geosr, or by the environment variable GEOSR_PYTHON."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API

@@ -42,8 +42,9 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         "The output is a GeoTIFF with the input's CRS, extent, band count, data type and "
         "nodata; only the pixel size changes (divided by the scale). Large rasters are "
         "processed in overlapping chunks, so memory use stays bounded and no seams appear.\n\n"
-        "The work runs in geosr's own Python environment, set in Settings \u203a Options \u203a "
-        "Processing \u203a Providers \u203a geosr, or by the environment variable GEOSR_PYTHON. "
+        "The work runs in geosr's own Python environment: Plugins \u203a geosr \u203a Set up "
+        "geosr\u2026 makes one; or set yours in Settings \u203a Options \u203a Processing \u203a "
+        "Providers \u203a geosr, or by the environment variable GEOSR_PYTHON. "
         "Cancelling stops it and leaves no partial output."
     )
 

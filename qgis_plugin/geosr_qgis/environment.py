@@ -6,6 +6,8 @@ geosr's own interpreter as a child process instead. That interpreter is taken fr
 
 1. the provider setting "geosr Python interpreter"
    (Settings > Options > Processing > Providers > geosr), stored as :data:`SETTING_KEY`;
+   "Plugins > geosr > Set up geosr…" (:mod:`geosr_qgis.setup_env`) writes it with
+   :func:`use_python`;
 2. the environment variable :data:`ENV_VAR` (``GEOSR_PYTHON``).
 
 Nothing here imports geosr, torch or rasterio; :func:`resolve_python` only checks, once per
@@ -38,13 +40,21 @@ SCRUBBED_ENV_VARS = (
     "LD_LIBRARY_PATH",
 )
 SETTING_LOCATION = "Settings \u203a Options \u203a Processing \u203a Providers \u203a geosr"
+#: Where users find the set-up: the plugin's menu entry, and the same algorithm in the toolbox
+#: and in qgis_process.
+SETUP_MENU = "Plugins \u203a geosr \u203a Set up geosr\u2026"
+SETUP_ALGORITHM = "geosr:setup"
 #: Seconds allowed for ``python -c "import geosr"`` (a cold import of torch can take a while).
 IMPORT_CHECK_TIMEOUT = 120
 
+_SET_UP = (
+    f"run {SETUP_MENU} (or {SETUP_ALGORITHM} in the Processing toolbox or qgis_process), which"
+    " installs geosr in an environment of its own and selects it"
+)
 _HOW_TO_FIX = (
-    f"Set 'geosr Python interpreter' in {SETTING_LOCATION}, or the environment variable "
-    f"{ENV_VAR}, to the python executable of an environment where geosr is installed "
-    "(for example /home/me/geosr-env/bin/python)."
+    f"To fix it, {_SET_UP}; or install geosr yourself in a Python \u2265 3.10 environment and set"
+    f" 'geosr Python interpreter' in {SETTING_LOCATION}, or the environment variable {ENV_VAR},"
+    " to its python executable (e.g. /home/me/geosr-env/bin/python)."
 )
 
 # Interpreters that already imported geosr in this session, keyed by (path, mtime).
@@ -144,7 +154,31 @@ def resolve_python() -> str:
         reason = lines[-1] if lines else f"exit status {check.returncode}"
         raise QgsProcessingException(
             f"The Python interpreter '{python}' (from {source}) cannot import geosr "
-            f"({reason}). Install geosr there ('{python} -m pip install geosr'), or: " + _HOW_TO_FIX
+            f"({reason}). To fix it, {_SET_UP}; or install geosr there yourself "
+            f"('{python} -m pip install geosr')."
         )
     _checked.add(key)
     return python
+
+
+def processing_config():
+    """Return (ProcessingConfig, Setting), or (None, None) without the Processing plugin."""
+    try:
+        from processing.core.ProcessingConfig import ProcessingConfig, Setting
+    except ImportError:
+        return None, None
+    return ProcessingConfig, Setting
+
+
+def use_python(python: str) -> None:
+    """Make ``python`` the provider setting, as if typed in the Processing options.
+
+    Written to QgsSettings (what :func:`configured_python` reads, also in qgis_process) and to
+    ProcessingConfig, whose copy the options dialog shows and would otherwise save back.
+    """
+    settings = QgsSettings()
+    settings.setValue(SETTING_QNAME, python)
+    settings.sync()
+    config, _ = processing_config()
+    if config is not None and SETTING_KEY in config.settings:
+        config.setSettingValue(SETTING_KEY, python)

@@ -1,4 +1,4 @@
-"""The ``geosr`` Processing provider: three algorithms and one setting (geosr's interpreter)."""
+"""The ``geosr`` Processing provider: four algorithms and one setting (geosr's interpreter)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,13 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .alg_evaluate import EvaluateAlgorithm
+from .alg_setup import SetupAlgorithm
 from .alg_train import TrainAlgorithm
 from .alg_upscale import UpscaleAlgorithm
 from .algorithm import ICON_PATH, tr
-from .environment import SETTING_KEY
+from .environment import SETTING_KEY, SETUP_MENU, processing_config
 
-ALGORITHMS = (UpscaleAlgorithm, TrainAlgorithm, EvaluateAlgorithm)
-
-
-def _processing_config():
-    """Return (ProcessingConfig, Setting), or (None, None) without the Processing plugin."""
-    try:
-        from processing.core.ProcessingConfig import ProcessingConfig, Setting
-    except ImportError:
-        return None, None
-    return ProcessingConfig, Setting
+ALGORITHMS = (UpscaleAlgorithm, TrainAlgorithm, EvaluateAlgorithm, SetupAlgorithm)
 
 
 class GeosrProvider(QgsProcessingProvider):
@@ -46,14 +38,17 @@ class GeosrProvider(QgsProcessingProvider):
 
     def load(self):
         """Register the interpreter setting (read back from QgsSettings) and the algorithms."""
-        config, setting = _processing_config()
+        config, setting = processing_config()
         if config is not None:
             config.settingIcons[self.name()] = self.icon()
             config.addSetting(
                 setting(
                     self.name(),
                     SETTING_KEY,
-                    tr("geosr Python interpreter (empty: environment variable GEOSR_PYTHON)"),
+                    tr(
+                        "geosr Python interpreter (set by {menu}; empty: environment "
+                        "variable GEOSR_PYTHON)"
+                    ).format(menu=SETUP_MENU),
                     "",
                     valuetype=setting.FILE,
                 )
@@ -63,7 +58,7 @@ class GeosrProvider(QgsProcessingProvider):
         return True
 
     def unload(self):
-        config, _ = _processing_config()
+        config, _ = processing_config()
         if config is not None and SETTING_KEY in config.settings:
             config.removeSetting(SETTING_KEY)
 

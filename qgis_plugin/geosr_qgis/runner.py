@@ -100,7 +100,7 @@ class OutputGuard:
         return removed
 
 
-def _pump(stream, name: str, lines: queue.Queue) -> None:
+def pump_lines(stream, name: str, lines: queue.Queue) -> None:
     """Copy ``stream`` line by line into ``lines`` as ``(name, line)``; ``(name, None)`` at EOF."""
     try:
         for line in iter(stream.readline, ""):
@@ -283,8 +283,8 @@ def run_geosr(
 
     lines: queue.Queue = queue.Queue()
     readers = [
-        threading.Thread(target=_pump, args=(process.stdout, "stdout", lines), daemon=True),
-        threading.Thread(target=_pump, args=(process.stderr, "stderr", lines), daemon=True),
+        threading.Thread(target=pump_lines, args=(process.stdout, "stdout", lines), daemon=True),
+        threading.Thread(target=pump_lines, args=(process.stderr, "stderr", lines), daemon=True),
     ]
     for reader in readers:
         reader.start()

@@ -91,7 +91,7 @@ def scenes(gdal, work) -> dict[str, Path]:
     require(LANDSAT8.is_file() and RGB_BYTE.is_file(), f"the scenes in {DATA} are missing")
     crops = {
         "landsat8": (LANDSAT8, [100, 100, 96, 80]),
-        "rgb": (RGB_BYTE, [40, 300, 128, 96]),
+        "rgb": (RGB_BYTE, [40, 140, 128, 96]),
         "landsat8_large": (LANDSAT8, [0, 0, 384, 384]),
     }
     paths = {}

@@ -22,12 +22,12 @@ import pytest
 HERE = Path(__file__).resolve().parent
 PLUGIN_PARENT = HERE.parent  # QGIS_PLUGINPATH: the folder that contains geosr_qgis/
 REPO = PLUGIN_PARENT.parent
-DATA = Path(os.environ.get("GEOSR_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = REPO / "tests" / "data"  # crops of the shared scenes, committed (see its PROVENANCE.md)
 LANDSAT8 = DATA / "landsat8_lc80200392015216" / "LC08_020039_20150804_B2B3B4B5_30m.tif"
 RGB_BYTE = DATA / "landsat7_rgb_byte" / "RGB.byte.tif"
 QGIS_PROCESS = os.environ.get("QGIS_PROCESS", "/usr/bin/qgis_process.bin")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-ALGORITHM_IDS = ("geosr:upscale", "geosr:train", "geosr:evaluate")
+ALGORITHM_IDS = ("geosr:upscale", "geosr:train", "geosr:evaluate", "geosr:setup")
 
 
 def require(condition: bool, reason: str) -> None:
@@ -40,6 +40,14 @@ def require(condition: bool, reason: str) -> None:
 
 def geosr_python_path() -> str:
     return os.environ.get("GEOSR_PYTHON") or str(REPO / ".venv" / "bin" / "python")
+
+
+def geosr_wheel() -> Path | None:
+    """The geosr wheel the set-up tests install: GEOSR_WHEEL, else the newest dist/geosr-*.whl."""
+    if os.environ.get("GEOSR_WHEEL"):
+        return Path(os.environ["GEOSR_WHEEL"]).resolve()
+    wheels = sorted((REPO / "dist").glob("geosr-*.whl"), key=lambda path: path.stat().st_mtime)
+    return wheels[-1] if wheels else None
 
 
 def child_env(**extra: str | None) -> dict[str, str]:
@@ -129,10 +137,12 @@ def qgis_process(env: dict[str, str], *args: str, timeout: float = 300):
     )
 
 
-def run_json(env: dict[str, str], algorithm: str, **parameters) -> tuple[int, dict, str]:
+def run_json(
+    env: dict[str, str], algorithm: str, *, timeout: float = 300, **parameters
+) -> tuple[int, dict, str]:
     """``qgis_process.bin --json run ALG --NAME=value ...``: (exit code, JSON or {}, stderr)."""
     args = ["--json", "run", algorithm] + [f"--{key}={value}" for key, value in parameters.items()]
-    done = qgis_process(env, *args)
+    done = qgis_process(env, *args, timeout=timeout)
     try:
         result = json.loads(done.stdout)
     except ValueError:
@@ -180,3 +190,29 @@ def geosr_has(*names: str) -> bool:
 def copy(path: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(path, folder / path.name))
+
+
+def assert_same_georeference(gdal, source, output, scale):
+    """The output covers the input's exact footprint with pixels ``scale`` times smaller."""
+    from osgeo import osr
+
+    src, out = gdal.Open(str(source)), gdal.Open(str(output))
+    assert out.GetDriver().ShortName == "GTiff"
+    assert (out.RasterXSize, out.RasterYSize) == (src.RasterXSize * scale, src.RasterYSize * scale)
+    assert out.RasterCount == src.RasterCount
+    src_srs, out_srs = osr.SpatialReference(src.GetProjection()), osr.SpatialReference()
+    out_srs.ImportFromWkt(out.GetProjection())
+    assert src_srs.IsSame(out_srs), (src.GetProjection(), out.GetProjection())
+    sx0, sdx, srx, sy0, sry, sdy = src.GetGeoTransform()
+    ox0, odx, orx, oy0, ory, ody = out.GetGeoTransform()
+    assert (srx, sry) == (0, 0) and (orx, ory) == (0, 0)
+    assert (ox0, oy0) == pytest.approx((sx0, sy0), abs=1e-6 * abs(sdx))
+    assert (odx, ody) == pytest.approx((sdx / scale, sdy / scale), rel=1e-12)
+    src_bounds = (sx0, sy0 + sdy * src.RasterYSize, sx0 + sdx * src.RasterXSize, sy0)
+    out_bounds = (ox0, oy0 + ody * out.RasterYSize, ox0 + odx * out.RasterXSize, oy0)
+    assert out_bounds == pytest.approx(src_bounds, abs=1e-6 * abs(sdx))
+    for index in range(1, src.RasterCount + 1):
+        src_band, out_band = src.GetRasterBand(index), out.GetRasterBand(index)
+        assert out_band.DataType == src_band.DataType
+        assert out_band.GetNoDataValue() == src_band.GetNoDataValue()
+    return src, out

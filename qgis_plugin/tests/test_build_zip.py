@@ -27,7 +27,15 @@ def test_zip_installs_and_loads(qgis_env, tmp_path):
     with zipfile.ZipFile(target) as archive:
         names = archive.namelist()
         assert all(name.startswith("geosr_qgis/") for name in names)
-        for required in ("metadata.txt", "__init__.py", "provider.py", "runner.py", "icon.svg"):
+        for required in (
+            "metadata.txt",
+            "__init__.py",
+            "provider.py",
+            "runner.py",
+            "setup_env.py",
+            "alg_setup.py",
+            "icon.svg",
+        ):
             assert f"geosr_qgis/{required}" in names
         assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
         metadata = archive.read("geosr_qgis/metadata.txt").decode()

@@ -27,6 +27,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsSettings,
 )
 
@@ -59,6 +60,12 @@ EXPECTED_PARAMETERS = {
         "DEVICE": QgsProcessingParameterEnum,
         "OUTPUT_HTML": QgsProcessingParameterFileDestination,
         "OUTPUT_JSON": QgsProcessingParameterFileDestination,
+    },
+    "geosr:setup": {
+        "PYTHON": QgsProcessingParameterFile,
+        "WHEEL": QgsProcessingParameterFile,
+        "PIP_OPTIONS": QgsProcessingParameterString,
+        "ENV_DIR": QgsProcessingParameterFile,
     },
 }
 
@@ -101,7 +108,7 @@ def test_metadata_declares_a_processing_provider():
     assert (PLUGIN_PARENT / "geosr_qgis" / fields["icon"]).is_file()
 
 
-def test_provider_lists_three_algorithms(provider):
+def test_provider_lists_its_algorithms(provider):
     assert provider.id() == "geosr"
     assert provider.name() == "geosr"
     assert not provider.icon().isNull()
@@ -109,8 +116,11 @@ def test_provider_lists_three_algorithms(provider):
     ids = sorted(algorithm.id() for algorithm in provider.algorithms())
     assert ids == sorted(ALGORITHM_IDS)
     for algorithm in provider.algorithms():
-        assert algorithm.group() == "Super-resolution"
-        assert algorithm.groupId() == "superresolution"
+        if algorithm.id() == "geosr:setup":
+            assert (algorithm.group(), algorithm.groupId()) == ("Set-up", "setup")
+        else:
+            assert algorithm.group() == "Super-resolution"
+            assert algorithm.groupId() == "superresolution"
         assert not algorithm.icon().isNull()
         assert len(algorithm.shortHelpString()) > 200
         assert algorithm.displayName()
@@ -184,10 +194,13 @@ def test_duplicate_provider_is_not_kept(provider):
     assert QgsApplication.processingRegistry().providerById("geosr") is not None
 
 
-def test_missing_interpreter_names_what_to_set(no_interpreter):
+def test_missing_interpreter_names_the_set_up_and_the_manual_way(no_interpreter):
     with pytest.raises(QgsProcessingException) as raised:
         environment.resolve_python()
     message = str(raised.value)
+    assert "\n" not in message
+    assert "Plugins \u203a geosr \u203a Set up geosr\u2026" in message
+    assert "geosr:setup" in message
     assert "GEOSR_PYTHON" in message
     assert "Settings \u203a Options \u203a Processing \u203a Providers \u203a geosr" in message
 
@@ -213,7 +226,8 @@ def test_interpreter_without_geosr_is_refused(no_interpreter, monkeypatch, tmp_p
         environment.resolve_python()
     message = str(raised.value)
     assert "cannot import geosr" in message
-    assert "GEOSR_PYTHON" in message
+    assert "Set up geosr" in message
+    assert "/usr/bin/python3 -m pip install geosr" in message
     assert "Traceback" not in message
 
 

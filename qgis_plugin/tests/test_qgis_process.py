@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import ALGORITHM_IDS, leftovers, qgis_process, run_json
+from helpers import ALGORITHM_IDS, assert_same_georeference, leftovers, qgis_process, run_json
 
 
 @pytest.fixture(scope="module")
@@ -11,38 +11,12 @@ def listing(qgis_env):
     return qgis_process(qgis_env, "list")
 
 
-def test_list_contains_the_three_algorithms(listing):
+def test_list_contains_all_algorithms(listing):
     # A plugin that fails to import still lets `list` exit 0: check the ids themselves.
     assert listing.returncode == 0, listing.stderr
     assert "error loading plugin" not in listing.stderr, listing.stderr
     for algorithm_id in ALGORITHM_IDS:
         assert algorithm_id in listing.stdout, listing.stdout[-2000:] + listing.stderr
-
-
-def assert_same_georeference(gdal, source, output, scale):
-    """The output covers the input's exact footprint with pixels ``scale`` times smaller."""
-    src, out = gdal.Open(str(source)), gdal.Open(str(output))
-    assert out.GetDriver().ShortName == "GTiff"
-    assert (out.RasterXSize, out.RasterYSize) == (src.RasterXSize * scale, src.RasterYSize * scale)
-    assert out.RasterCount == src.RasterCount
-    from osgeo import osr
-
-    src_srs, out_srs = osr.SpatialReference(src.GetProjection()), osr.SpatialReference()
-    out_srs.ImportFromWkt(out.GetProjection())
-    assert src_srs.IsSame(out_srs), (src.GetProjection(), out.GetProjection())
-    sx0, sdx, srx, sy0, sry, sdy = src.GetGeoTransform()
-    ox0, odx, orx, oy0, ory, ody = out.GetGeoTransform()
-    assert (srx, sry) == (0, 0) and (orx, ory) == (0, 0)
-    assert (ox0, oy0) == pytest.approx((sx0, sy0), abs=1e-6 * abs(sdx))
-    assert (odx, ody) == pytest.approx((sdx / scale, sdy / scale), rel=1e-12)
-    src_bounds = (sx0, sy0 + sdy * src.RasterYSize, sx0 + sdx * src.RasterXSize, sy0)
-    out_bounds = (ox0, oy0 + ody * out.RasterYSize, ox0 + odx * out.RasterXSize, oy0)
-    assert out_bounds == pytest.approx(src_bounds, abs=1e-6 * abs(sdx))
-    for index in range(1, src.RasterCount + 1):
-        src_band, out_band = src.GetRasterBand(index), out.GetRasterBand(index)
-        assert out_band.DataType == src_band.DataType
-        assert out_band.GetNoDataValue() == src_band.GetNoDataValue()
-    return src, out
 
 
 def test_upscale_keeps_georeference_of_a_landsat8_scene(qgis_env, scenes, models, gdal, work):

@@ -19,17 +19,23 @@ def assert_clean_failure(code, stderr, *needles):
         assert needle in stderr, stderr
 
 
-@pytest.mark.parametrize("algorithm_id", ["geosr:train", "geosr:evaluate"])
-def test_missing_interpreter_fails_with_what_to_set(qgis_env, scenes, work, algorithm_id):
+@pytest.mark.parametrize("algorithm_id", ["geosr:upscale", "geosr:train", "geosr:evaluate"])
+def test_missing_interpreter_fails_with_how_to_set_one_up(qgis_env, scenes, work, algorithm_id):
     env = dict(qgis_env)
     env.pop("GEOSR_PYTHON")
-    outputs = (
-        {"OUTPUT": work / "never.safetensors"}
-        if algorithm_id == "geosr:train"
-        else {"OUTPUT_HTML": work / "never.html", "OUTPUT_JSON": work / "never.json"}
-    )
+    outputs = {
+        "geosr:upscale": {"OUTPUT": work / "never.tif"},
+        "geosr:train": {"OUTPUT": work / "never.safetensors"},
+        "geosr:evaluate": {"OUTPUT_HTML": work / "never.html", "OUTPUT_JSON": work / "never.json"},
+    }[algorithm_id]
     code, _, stderr = run_json(env, algorithm_id, INPUT=scenes["landsat8"], **outputs)
-    assert_clean_failure(code, stderr, "GEOSR_PYTHON", "Providers \u203a geosr")
+    assert_clean_failure(
+        code,
+        stderr,
+        "Plugins \u203a geosr \u203a Set up geosr\u2026",
+        "GEOSR_PYTHON",
+        "Providers \u203a geosr",
+    )
     for path in outputs.values():
         assert not path.exists()
 

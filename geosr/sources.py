@@ -1,0 +1,213 @@
+"""Where rasters come from: GDAL dataset names for local files, URLs and cloud objects, band
+stacks of single-band files, and the GDAL settings remote reads get.
+
+Dataset names stay strings end to end (``pathlib.Path`` would turn ``https://host`` into
+``https:/host``); only local files are checked for existence. Credentials come from GDAL's
+own environment and configuration (``AWS_*``, ``GS_*``, ``AZURE_*``, ``GDAL_HTTP_*``), and
+names shown in messages and logs lose their query strings and user information, where signed
+URLs keep their tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.dtypes import dtype_rev, typename_fwd
+from rasterio.env import get_gdal_config
+
+from geosr.errors import InputError
+
+#: URL schemes and the GDAL virtual file system that reads them.
+URL_SCHEMES = {
+    "http": "/vsicurl/",
+    "https": "/vsicurl/",
+    "ftp": "/vsicurl/",
+    "s3": "/vsis3/",
+    "gs": "/vsigs/",
+    "az": "/vsiaz/",
+}
+
+#: GDAL configuration for remote inputs, applied only where neither the environment nor an
+#: enclosing ``rasterio.Env`` sets the option: no directory listing of the remote folder at
+#: open (GDAL would list it to find sidecars), a read cache per handle, and retries, so a
+#: transient error hours into a large scene does not lose the run.
+REMOTE_DEFAULTS = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "VSI_CACHE": "TRUE",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+}
+
+_CONNECTION_STRING = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")  # NETCDF:f.nc:var; not C:\
+_QUERY = re.compile(r"((?:://|/vsi[a-z0-9_]+)[^\s'\"?]*)\?[^\s'\"]*", re.IGNORECASE)
+_USERINFO = re.compile(r"(://)[^/\s'\"@]+@")
+
+
+def dataset_name(source: str | os.PathLike[str]) -> str:
+    """The GDAL name of a raster: a local path (``~`` expanded), or a URL as a virtual file
+    system name (``https://`` -> ``/vsicurl/https://``, ``s3://b/k`` -> ``/vsis3/b/k``,
+    ``gs://`` -> ``/vsigs/``, ``az://`` -> ``/vsiaz/``); ``/vsi...`` names, ``.vrt`` files and
+    other GDAL names pass as they are."""
+    if isinstance(source, os.PathLike):
+        return str(Path(source).expanduser())
+    text = str(source)
+    scheme, sep, rest = text.partition("://")
+    prefix = URL_SCHEMES.get(scheme.lower()) if sep else None
+    if prefix == "/vsicurl/":
+        return prefix + text
+    if prefix is not None:
+        return prefix + rest
+    if sep and scheme.lower() == "file":
+        return os.path.expanduser(rest)
+    if is_local(text) or Path(text).expanduser().exists():
+        return os.path.expanduser(text)
+    return text
+
+
+def dataset_names(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The GDAL names of an input: one raster, or the single-band rasters of a stack.
+
+    Raises:
+        InputError: an empty sequence, or an item that is not a path or URL.
+    """
+    items = [source] if isinstance(source, str | os.PathLike) else list(source)
+    if not items:
+        raise InputError("no input given; pass a raster, a URL or a list of single-band rasters")
+    for item in items:
+        if not isinstance(item, str | os.PathLike):
+            raise InputError(
+                f"inputs are paths or URLs of rasters, not {type(item).__name__}; pass a path, "
+                "a URL or a list of them"
+            )
+    return [dataset_name(item) for item in items]
+
+
+def is_local(name: str) -> bool:
+    """Whether ``name`` is a plain file path (not a /vsi name, URL, GDAL connection string or
+    inline VRT), which the file system can check."""
+    if name.startswith("/vsi") or name.lstrip().startswith("<") or "://" in name:
+        return False
+    return not _CONNECTION_STRING.match(name) or Path(name).exists()
+
+
+def redact(text: str) -> str:
+    """``text`` with URL query strings and user information removed (signed URLs carry
+    their tokens there), for messages and logs."""
+    return _USERINFO.sub(r"\1", _QUERY.sub(r"\1?…", text))
+
+
+def name_stem(name: str) -> str:
+    """File name stem of a path, /vsi name or URL, without query string: ``scene`` for
+    ``/vsicurl/https://host/a/scene.tif?sig=...``."""
+    path = urlsplit(name).path if "://" in name and not name.startswith("/vsi") else name
+    path = path.split("?", 1)[0]
+    return PurePosixPath(path.replace("\\", "/")).stem or "raster"
+
+
+@contextlib.contextmanager
+def remote_env(names: Sequence[str]) -> Iterator[None]:
+    """GDAL settings for remote reads (:data:`REMOTE_DEFAULTS`) while any of ``names`` is not
+    a local file; the caller's own settings win. One place, around a whole run: rasterio
+    applies them process-wide, to every thread that reads."""
+    options = {}
+    if any(not is_local(name) for name in names):
+        options = {k: v for k, v in REMOTE_DEFAULTS.items() if get_gdal_config(k) is None}
+    if not options:
+        yield
+        return
+    with rasterio.Env(**options):
+        yield
+
+
+# --- band stacks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackMember:
+    """One single-band raster of a stack, as its header describes it."""
+
+    name: str
+    label: str
+    width: int
+    height: int
+    dtype: str
+    crs: CRS | None
+    transform: Affine
+    nodata: float | None
+    block: tuple[int, int]
+    unit: str | None
+    scale: float
+    offset: float
+
+
+def check_same_grid(members: Sequence[StackMember]) -> None:
+    """Raise a one-line InputError naming the first member whose grid differs from the first.
+
+    Raises:
+        InputError: a different CRS, transform, size, data type or nodata value.
+    """
+    first = members[0]
+    for member in members[1:]:
+        for what, a, b in (
+            ("size", f"{first.width}x{first.height}", f"{member.width}x{member.height}"),
+            ("CRS", first.crs, member.crs),
+            ("transform", tuple(first.transform)[:6], tuple(member.transform)[:6]),
+            ("data type", first.dtype, member.dtype),
+            ("nodata", first.nodata, member.nodata),
+        ):
+            if a != b and not (what == "nodata" and _both_nan(a, b)):
+                raise InputError(
+                    f"{member.label} is not on the grid of {first.label}: its {what} is {b}, "
+                    f"not {a}; stack only rasters on one grid (resample with gdalwarp first)"
+                )
+
+
+def _both_nan(a: object, b: object) -> bool:
+    return isinstance(a, float) and isinstance(b, float) and a != a and b != b
+
+
+def stack_vrt(members: Sequence[StackMember]) -> str:
+    """An in-memory VRT (its XML, which GDAL opens as a dataset name) stacking the members in
+    order, band *i* from member *i*, each band described by its member's file name stem."""
+    first = members[0]
+    root = ET.Element("VRTDataset", rasterXSize=str(first.width), rasterYSize=str(first.height))
+    if first.crs is not None:
+        ET.SubElement(root, "SRS").text = first.crs.to_wkt()
+    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(v) for v in first.transform.to_gdal())
+    gdal_type = typename_fwd[dtype_rev[first.dtype]]
+    for index, member in enumerate(members, start=1):
+        band = ET.SubElement(root, "VRTRasterBand", dataType=gdal_type, band=str(index))
+        ET.SubElement(band, "Description").text = name_stem(member.label)
+        if member.nodata is not None:
+            ET.SubElement(band, "NoDataValue").text = repr(float(member.nodata))
+        if member.unit:
+            ET.SubElement(band, "UnitType").text = member.unit
+        ET.SubElement(band, "Offset").text = repr(member.offset)
+        ET.SubElement(band, "Scale").text = repr(member.scale)
+        source = ET.SubElement(band, "SimpleSource")
+        ET.SubElement(source, "SourceFilename", relativeToVRT="0").text = member.name
+        ET.SubElement(source, "SourceBand").text = "1"
+        # the properties spare GDAL opening every member (a request each, when remote) at once
+        ET.SubElement(
+            source,
+            "SourceProperties",
+            RasterXSize=str(member.width),
+            RasterYSize=str(member.height),
+            DataType=gdal_type,
+            BlockXSize=str(member.block[1]),
+            BlockYSize=str(member.block[0]),
+        )
+        window = {"xOff": "0", "yOff": "0", "xSize": str(first.width), "ySize": str(first.height)}
+        ET.SubElement(source, "SrcRect", window)
+        ET.SubElement(source, "DstRect", window)
+    return ET.tostring(root, encoding="unicode")
