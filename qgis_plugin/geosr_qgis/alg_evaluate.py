@@ -5,21 +5,12 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
 )
 
-from .algorithm import GeosrAlgorithm, raster_path, same_file, tr
-from .environment import resolve_python
-from .runner import run_geosr
-
-SCALES = ("2", "4", "8")
-DEVICES = ("auto", "cpu", "cuda")
+from .algorithm import SCALES, GeosrAlgorithm, refuse_inputs_as_outputs, same_file, tr
 
 
 class EvaluateAlgorithm(GeosrAlgorithm):
@@ -51,46 +42,25 @@ class EvaluateAlgorithm(GeosrAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
-        self.add(
-            QgsProcessingParameterMultipleLayers(
-                self.INPUT, tr("Test rasters"), layerType=QgsProcessing.TypeRaster
-            ),
+        self.add_rasters(
+            self.INPUT,
+            "Test rasters",
             "High-resolution rasters the model was not trained on (files GDAL reads), with "
             "the bands the model expects.",
         )
-        self.add(
-            QgsProcessingParameterFile(
-                self.MODEL,
-                tr("Model (.safetensors)"),
-                behavior=QgsProcessingParameterFile.File,
-                extension="safetensors",
-                optional=True,
-            ),
+        self.add_model_file(
+            self.MODEL,
+            "Model (.safetensors)",
             "The geosr model to evaluate (.safetensors). Empty: the model bundled with geosr.",
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.SCALE,
-                tr("Scale factor"),
-                options=list(SCALES),
-                optional=True,
-                usesStaticStrings=True,
-            ),
+        self.add_choice(
+            self.SCALE,
+            "Scale factor",
+            SCALES,
             "The scale factor (2, 4 or 8) the rasters are downsampled by before they are "
             "restored. Empty: the model's own; a different value is refused.",
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.DEVICE,
-                tr("Device"),
-                options=list(DEVICES),
-                defaultValue="auto",
-                usesStaticStrings=True,
-            ),
-            "Where the model runs: 'auto' uses a CUDA GPU when geosr's PyTorch sees one and "
-            "the CPU otherwise; 'cpu' and 'cuda' force one.",
-            advanced=True,
-        )
+        self.add_device(self.DEVICE, "the model")
         self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_HTML, tr("HTML report"), fileFilter=tr("HTML files (*.html)")
@@ -107,23 +77,11 @@ class EvaluateAlgorithm(GeosrAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.FIGURE, tr("Figure (PNG)")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            raise QgsProcessingException(tr("Choose at least one test raster."))
-        sources = [raster_path(layer, tr("Test raster")) for layer in layers]
-        html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
-        report = self.parameterAsFileOutput(parameters, self.OUTPUT_JSON, context)
-        if not html or not report:
-            raise QgsProcessingException(tr("Give both the HTML report and the JSON file."))
-        html, report = os.path.abspath(html), os.path.abspath(report)
+        sources = self.raster_sources(parameters, self.INPUT, context, "test raster")
+        html = self.output_path(parameters, self.OUTPUT_HTML, context)
+        report = self.output_path(parameters, self.OUTPUT_JSON, context)
         figure = os.path.splitext(html)[0] + ".png"
-        for path in (html, report, figure):
-            if any(same_file(source, path) for source in sources):
-                raise QgsProcessingException(
-                    tr(
-                        "The output {path} is one of the input rasters; choose another name."
-                    ).format(path=path)
-                )
+        refuse_inputs_as_outputs(sources, [html, report, figure])
         if same_file(html, report):
             raise QgsProcessingException(tr("The HTML report and the JSON file must differ."))
 
@@ -136,9 +94,5 @@ class EvaluateAlgorithm(GeosrAlgorithm):
         args += sources
         args += ["--json", report, "--figure", figure, "--html", html]
         args += ["--progress", "jsonl", "--exit-on-stdin-eof"]
-
-        python = resolve_python()
-        for path in (html, report):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        run_geosr(python, args, feedback, outputs=[html, report, figure], what="geosr evaluate")
+        self.run_command(args, feedback, outputs=[html, report, figure], make_folders=True)
         return {self.OUTPUT_HTML: html, self.OUTPUT_JSON: report, self.FIGURE: figure}

@@ -6,23 +6,13 @@ import os
 import shutil
 import tempfile
 
-from qgis.core import (
-    QgsProcessing,
-    QgsProcessingException,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
-)
+from qgis.core import QgsProcessingException, QgsProcessingParameterFileDestination
 
-from .algorithm import GeosrAlgorithm, is_unset, raster_path, tr
+from .algorithm import SCALES, GeosrAlgorithm, tr
 from .environment import resolve_python
 from .runner import run_geosr
 
 STAGES = ("pretrain", "gan")
-SCALES = ("2", "4", "8")
-DEVICES = ("auto", "cpu", "cuda")
 MODEL_EXTENSION = ".safetensors"
 
 
@@ -56,102 +46,64 @@ class TrainAlgorithm(GeosrAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
-        self.add(
-            QgsProcessingParameterMultipleLayers(
-                self.INPUT, tr("Training rasters"), layerType=QgsProcessing.TypeRaster
-            ),
+        self.add_rasters(
+            self.INPUT,
+            "Training rasters",
             "High-resolution rasters to learn from (files GDAL reads), all with the same "
             "bands in the same order as the rasters the model will be used on.",
         )
-        self.add(
-            QgsProcessingParameterNumber(
-                self.BANDS,
-                tr("Bands"),
-                type=QgsProcessingParameterNumber.Integer,
-                optional=True,
-                minValue=1,
-            ),
+        self.add_integer(
+            self.BANDS,
+            "Bands",
             "Number of bands of a multiband model (it then accepts only rasters with that "
             "many bands, and learns from the relations between them). Empty: a band-shared "
             "model that processes each band alone and so accepts any band count.",
+            minimum=1,
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.SCALE,
-                tr("Scale factor"),
-                options=list(SCALES),
-                defaultValue="4",
-                usesStaticStrings=True,
-            ),
+        self.add_choice(
+            self.SCALE,
+            "Scale factor",
+            SCALES,
             "How many times smaller the output pixels are: 2, 4 or 8 (x2: 30 m to 15 m; "
             "x4: 30 m to 7.5 m).",
+            default="4",
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.STAGE,
-                tr("Stage"),
-                options=list(STAGES),
-                defaultValue="pretrain",
-                usesStaticStrings=True,
-            ),
+        self.add_choice(
+            self.STAGE,
+            "Stage",
+            STAGES,
             "'pretrain': pixel loss only, start here. 'gan': adversarial fine-tuning; set "
             "'Initial model' to the pretrained model.",
+            default="pretrain",
         )
-        self.add(
-            QgsProcessingParameterNumber(
-                self.STEPS,
-                tr("Training steps"),
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=1000,
-                minValue=1,
-            ),
+        self.add_integer(
+            self.STEPS,
+            "Training steps",
             "Number of optimisation steps (batches). More steps train longer and better.",
+            minimum=1,
+            default=1000,
         )
-        self.add(
-            QgsProcessingParameterFile(
-                self.INIT,
-                tr("Initial model (.safetensors)"),
-                behavior=QgsProcessingParameterFile.File,
-                extension="safetensors",
-                optional=True,
-            ),
+        self.add_model_file(
+            self.INIT,
+            "Initial model (.safetensors)",
             "Start from this model's weights instead of random ones (for the 'gan' stage: "
             "the model from 'pretrain').",
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.DEVICE,
-                tr("Device"),
-                options=list(DEVICES),
-                defaultValue="auto",
-                usesStaticStrings=True,
-            ),
-            "Where training runs: 'auto' uses a CUDA GPU when geosr's PyTorch sees one and the "
-            "CPU otherwise; 'cpu' and 'cuda' force one.",
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterNumber(
-                self.BATCH_SIZE,
-                tr("Batch size (patches per step)"),
-                type=QgsProcessingParameterNumber.Integer,
-                optional=True,
-                minValue=1,
-            ),
+        self.add_device(self.DEVICE, "training")
+        self.add_integer(
+            self.BATCH_SIZE,
+            "Batch size (patches per step)",
             "Patches per optimisation step. Smaller needs less memory. Empty: geosr's default "
             "(16).",
+            minimum=1,
             advanced=True,
         )
-        self.add(
-            QgsProcessingParameterNumber(
-                self.PATCH_SIZE,
-                tr("Patch size (high-resolution pixels)"),
-                type=QgsProcessingParameterNumber.Integer,
-                optional=True,
-                minValue=8,
-            ),
+        self.add_integer(
+            self.PATCH_SIZE,
+            "Patch size (high-resolution pixels)",
             "Side of the training patches, in pixels of the training rasters. Empty: geosr's "
             "default (96).",
+            minimum=8,
             advanced=True,
         )
         self.add(
@@ -165,14 +117,8 @@ class TrainAlgorithm(GeosrAlgorithm):
         )
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            raise QgsProcessingException(tr("Choose at least one training raster."))
-        sources = [raster_path(layer, tr("Training raster")) for layer in layers]
-        output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        if not output:
-            raise QgsProcessingException(tr("No output model file was given."))
-        output = os.path.abspath(output)
+        sources = self.raster_sources(parameters, self.INPUT, context, "training raster")
+        output = self.output_path(parameters, self.OUTPUT, context)
         if not output.lower().endswith(MODEL_EXTENSION):
             output += MODEL_EXTENSION
 
@@ -180,18 +126,17 @@ class TrainAlgorithm(GeosrAlgorithm):
         args += ["--stage", self.parameterAsEnumString(parameters, self.STAGE, context)]
         args += ["--scale", self.parameterAsEnumString(parameters, self.SCALE, context)]
         args += ["--steps", str(self.parameterAsInt(parameters, self.STEPS, context))]
-        for name, flag in (
-            (self.BANDS, "--bands"),
-            (self.BATCH_SIZE, "--batch-size"),
-            (self.PATCH_SIZE, "--patch"),
-        ):
-            if not is_unset(parameters.get(name)):
-                args += [flag, str(self.parameterAsInt(parameters, name, context))]
+        args += self.integer_args(
+            parameters,
+            context,
+            {self.BANDS: "--bands", self.BATCH_SIZE: "--batch-size", self.PATCH_SIZE: "--patch"},
+        )
         init = self.parameterAsFile(parameters, self.INIT, context)
         if init:
             args += ["--init", init]
         args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
 
+        # Not self.run_command(): the interpreter is checked before the work folder is made.
         python = resolve_python()
         folder = os.path.dirname(output)
         os.makedirs(folder, exist_ok=True)

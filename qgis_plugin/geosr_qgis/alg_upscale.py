@@ -8,18 +8,12 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 
-from .algorithm import GeosrAlgorithm, is_unset, raster_path, same_file, tr
-from .environment import resolve_python
-from .runner import run_geosr
+from .algorithm import GeosrAlgorithm, raster_path, refuse_inputs_as_outputs, tr
 
-DEVICES = ("auto", "cpu", "cuda")
 OUTPUT_EXTENSIONS = (".tif", ".tiff")
 
 
@@ -54,40 +48,20 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             "The raster to super-resolve: a file GDAL reads (GeoTIFF, JP2, ...), any band "
             "count and data type the model accepts.",
         )
-        self.add(
-            QgsProcessingParameterFile(
-                self.MODEL,
-                tr("Model (.safetensors)"),
-                behavior=QgsProcessingParameterFile.File,
-                extension="safetensors",
-                optional=True,
-            ),
+        self.add_model_file(
+            self.MODEL,
+            "Model (.safetensors)",
             "A geosr model file (.safetensors), e.g. one made by 'Train super-resolution "
             "model'. Leave empty to use the model bundled with geosr. The model fixes the "
             "scale factor and, unless it is band-shared, the number of bands it accepts.",
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.DEVICE,
-                tr("Device"),
-                options=list(DEVICES),
-                defaultValue="auto",
-                usesStaticStrings=True,
-            ),
-            "Where the network runs: 'auto' uses a CUDA GPU when geosr's PyTorch sees one and "
-            "the CPU otherwise; 'cpu' and 'cuda' force one (cuda fails if there is no GPU).",
-        )
-        chunk = QgsProcessingParameterNumber(
+        self.add_device(self.DEVICE, "the network", advanced=False)
+        self.add_integer(
             self.CHUNK_SIZE,
-            tr("Chunk size (input pixels)"),
-            type=QgsProcessingParameterNumber.Integer,
-            optional=True,
-            minValue=16,
-        )
-        self.add(
-            chunk,
+            "Chunk size (input pixels)",
             "Side of the square input windows processed one at a time, in input pixels. "
             "Smaller uses less memory, larger is faster. Empty: geosr's default.",
+            minimum=16,
             advanced=True,
         )
         self.add(
@@ -119,17 +93,8 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         if layer is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
         source = raster_path(layer, tr("Input raster"))
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if not output:
-            raise QgsProcessingException(tr("No output file was given."))
-        output = os.path.abspath(output)
-        if same_file(source, output):
-            raise QgsProcessingException(
-                tr(
-                    "The output {output} is the input raster; choose another output file "
-                    "(geosr never overwrites its input)."
-                ).format(output=output)
-            )
+        output = self.output_path(parameters, self.OUTPUT, context)
+        refuse_inputs_as_outputs([source], [output])
         if not output.lower().endswith(OUTPUT_EXTENSIONS):
             raise QgsProcessingException(
                 tr(
@@ -141,8 +106,7 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         model = self.parameterAsFile(parameters, self.MODEL, context)
         if model:
             args += ["--model", model]
-        if not is_unset(parameters.get(self.CHUNK_SIZE)):
-            args += ["--chunk-size", str(self.parameterAsInt(parameters, self.CHUNK_SIZE, context))]
+        args += self.integer_args(parameters, context, {self.CHUNK_SIZE: "--chunk-size"})
         args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         if bands:
@@ -150,7 +114,5 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         if self.parameterAsBoolean(parameters, self.COG, context):
             args.append("--cog")
         args += ["--overwrite", "--progress", "jsonl", "--exit-on-stdin-eof"]
-
-        python = resolve_python()
-        run_geosr(python, args, feedback, outputs=[output], what="geosr upscale")
+        self.run_command(args, feedback, outputs=[output])
         return {self.OUTPUT: output}

@@ -1,24 +1,39 @@
-"""What every geosr algorithm shares: group, icon, help, and turning layers into file paths."""
+"""What every geosr algorithm shares: group, icon, help, the parameters several of them declare,
+turning layers and outputs into file paths, and running geosr's interpreter."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingAlgorithm,
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
     QgsProviderRegistry,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 from qgis.PyQt.QtGui import QIcon
 
+from .environment import resolve_python
+from .runner import run_geosr
+
 PLUGIN_DIR = os.path.dirname(__file__)
 ICON_PATH = os.path.join(PLUGIN_DIR, "icon.svg")
 GROUP = "Super-resolution"
 GROUP_ID = "superresolution"
 HELP_URL = "https://github.com/geosr/geosr/tree/main/qgis_plugin#readme"
+SCALES = ("2", "4", "8")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def tr(text: str) -> str:
@@ -41,6 +56,19 @@ def same_file(a: str, b: str) -> bool:
         except OSError:
             pass
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def refuse_inputs_as_outputs(sources: Sequence[str], outputs: Sequence[str]) -> None:
+    """Raise when an output would overwrite one of the input rasters."""
+    which = tr("the input raster") if len(sources) == 1 else tr("one of the input rasters")
+    for path in outputs:
+        if any(same_file(source, path) for source in sources):
+            raise QgsProcessingException(
+                tr(
+                    "The output {path} is {which}; choose another output file (geosr never "
+                    "overwrites its input)."
+                ).format(path=path, which=which)
+            )
 
 
 def raster_path(layer: QgsRasterLayer, what: str) -> str:
@@ -107,6 +135,9 @@ class GeosrAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802 - QGIS API
         return type(self)()
 
+    # ------------------------------------------------------------ declaring parameters
+    # Descriptions and help texts are given untranslated: these methods translate them.
+
     def add(
         self, parameter: QgsProcessingParameterDefinition, help_text: str, *, advanced=False
     ) -> None:
@@ -115,3 +146,148 @@ class GeosrAlgorithm(QgsProcessingAlgorithm):
         if advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(parameter)
+
+    def add_rasters(self, name: str, description: str, help_text: str) -> None:
+        """A list of raster layers (read back with :meth:`raster_sources`)."""
+        self.add(
+            QgsProcessingParameterMultipleLayers(
+                name, tr(description), layerType=QgsProcessing.TypeRaster
+            ),
+            help_text,
+        )
+
+    def add_model_file(self, name: str, description: str, help_text: str) -> None:
+        """An optional geosr model file (.safetensors)."""
+        self.add(
+            QgsProcessingParameterFile(
+                name,
+                tr(description),
+                behavior=QgsProcessingParameterFile.File,
+                extension="safetensors",
+                optional=True,
+            ),
+            help_text,
+        )
+
+    def add_choice(
+        self,
+        name: str,
+        description: str,
+        options: Sequence[str],
+        help_text: str,
+        *,
+        default: str | None = None,
+        advanced: bool = False,
+    ) -> None:
+        """A choice among ``options``, optional when it has no default. Its value is the option
+        itself (static strings), passed as is to geosr's command line."""
+        self.add(
+            QgsProcessingParameterEnum(
+                name,
+                tr(description),
+                options=list(options),
+                defaultValue=default,
+                optional=default is None,
+                usesStaticStrings=True,
+            ),
+            help_text,
+            advanced=advanced,
+        )
+
+    def add_device(self, name: str, subject: str, *, advanced: bool = True) -> None:
+        """The device choice every algorithm that runs a network offers; ``subject`` is what
+        runs there ("training")."""
+        self.add_choice(
+            name,
+            "Device",
+            DEVICES,
+            f"Where {subject} runs: 'auto' uses a CUDA GPU when geosr's PyTorch sees one and the "
+            "CPU otherwise; 'cpu' and 'cuda' force one (cuda fails if there is no GPU).",
+            default="auto",
+            advanced=advanced,
+        )
+
+    def add_integer(
+        self,
+        name: str,
+        description: str,
+        help_text: str,
+        *,
+        minimum: int,
+        default: int | None = None,
+        advanced: bool = False,
+    ) -> None:
+        """A whole number of at least ``minimum``, optional (empty: geosr's default) when it
+        has no default (read back with :meth:`integer_args`)."""
+        self.add(
+            QgsProcessingParameterNumber(
+                name,
+                tr(description),
+                type=QgsProcessingParameterNumber.Integer,
+                defaultValue=default,
+                optional=default is None,
+                minValue=minimum,
+            ),
+            help_text,
+            advanced=advanced,
+        )
+
+    # ------------------------------------------------------------ reading parameters
+
+    def raster_sources(
+        self, parameters: dict, name: str, context: QgsProcessingContext, what: str
+    ) -> list[str]:
+        """The files of the raster layers in ``name``; ``what`` names one ("training raster")."""
+        layers = self.parameterAsLayerList(parameters, name, context)
+        if not layers:
+            raise QgsProcessingException(tr("Choose at least one {what}.").format(what=tr(what)))
+        label = tr(what)
+        return [raster_path(layer, label[:1].upper() + label[1:]) for layer in layers]
+
+    def output_path(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:
+        """The absolute path of the output ``name``; refuse an empty one."""
+        definition = self.parameterDefinition(name)
+        if definition.type() == QgsProcessingParameterRasterDestination.typeName():
+            # as a layer: this also schedules loading it into the project when asked for
+            path = self.parameterAsOutputLayer(parameters, name, context)
+        else:
+            path = self.parameterAsFileOutput(parameters, name, context)
+        if not path:
+            raise QgsProcessingException(
+                tr("No file was given for '{output}': choose where to write it.").format(
+                    output=definition.description()
+                )
+            )
+        return os.path.abspath(path)
+
+    def integer_args(
+        self, parameters: dict, context: QgsProcessingContext, flags: dict[str, str]
+    ) -> list[str]:
+        """``[flag, value, ...]`` for each integer parameter of ``flags`` (name: flag) that was
+        given; an empty one is left out, so geosr uses its own default."""
+        args: list[str] = []
+        for name, flag in flags.items():
+            if not is_unset(parameters.get(name)):
+                args += [flag, str(self.parameterAsInt(parameters, name, context))]
+        return args
+
+    # ------------------------------------------------------------ running geosr
+
+    def run_command(
+        self,
+        args: Sequence[str],
+        feedback: QgsProcessingFeedback,
+        *,
+        outputs: Sequence[str],
+        make_folders: bool = False,
+    ) -> dict:
+        """Run ``args`` in geosr's interpreter (see :func:`geosr_qgis.runner.run_geosr`).
+
+        The interpreter is looked up first, so a missing one fails before anything is made;
+        ``make_folders`` then creates the outputs' folders.
+        """
+        python = resolve_python()
+        if make_folders:
+            for path in outputs:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+        return run_geosr(python, args, feedback, outputs=outputs, what=f"geosr {self.NAME}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 
 from qgis.core import QgsProcessingException, QgsSettings
@@ -75,6 +74,29 @@ def neutral_cwd() -> str:
     return tempfile.gettempdir()
 
 
+def child_process_options(new_group: bool = False) -> dict:
+    """The ``subprocess`` options every child of the plugin gets: UTF-8 text pipes, the scrubbed
+    environment, a neutral folder, and no console window flashing up on Windows.
+
+    Args:
+        new_group: start the child in a process group of its own, so that a cancel kills it
+            and the workers it starts together (:func:`geosr_qgis.runner.kill_process_tree`).
+    """
+    options: dict = {
+        "text": True,
+        "encoding": "utf-8",
+        "errors": "replace",
+        "env": child_env(),
+        "cwd": neutral_cwd(),
+    }
+    if os.name == "nt":
+        group = subprocess.CREATE_NEW_PROCESS_GROUP if new_group else 0
+        options["creationflags"] = group | subprocess.CREATE_NO_WINDOW
+    elif new_group:
+        options["start_new_session"] = True
+    return options
+
+
 def configured_python() -> tuple[str, str]:
     """Return ``(value, where it came from)``; value is ``""`` when nothing is configured.
 
@@ -122,22 +144,14 @@ def resolve_python() -> str:
     key = (python, os.stat(python).st_mtime)
     if key in _checked:
         return python
-    kwargs = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
     try:
         check = subprocess.run(
             [python, "-c", "import geosr"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=child_env(),
-            cwd=neutral_cwd(),
             timeout=IMPORT_CHECK_TIMEOUT,
             check=False,
-            **kwargs,
+            **child_process_options(),
         )
     except subprocess.TimeoutExpired:
         raise QgsProcessingException(

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from .environment import child_env, neutral_cwd
+from .environment import child_process_options
 
 #: Seconds between a cancel check and the next (the queue poll timeout).
 POLL_INTERVAL = 0.1
@@ -256,25 +256,13 @@ def run_geosr(
     guard = OutputGuard(outputs)
     argv = [python, *map(str, args)]
     feedback.pushCommandInfo(" ".join(shlex.quote(part) for part in argv))
-    kwargs = {}
-    if _POSIX:
-        kwargs["start_new_session"] = True
-    else:
-        kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
-            subprocess, "CREATE_NO_WINDOW", 0
-        )
     try:
         process = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=child_env(),
-            cwd=neutral_cwd(),
-            **kwargs,
+            **child_process_options(new_group=True),
         )
     except OSError as error:
         raise QgsProcessingException(

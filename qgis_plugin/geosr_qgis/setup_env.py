@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .environment import child_env, neutral_cwd
+from .environment import child_process_options
 from .runner import POLL_INTERVAL, kill_process_tree, pump_lines
 
 #: geosr's own ``requires-python``.
@@ -129,13 +129,6 @@ class Installed:
 # ---------------------------------------------------------------- interpreters
 
 
-def _quiet_kwargs() -> dict:
-    """No console window flashing up for each child on Windows."""
-    if WINDOWS:
-        return {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)}
-    return {}
-
-
 def inspect_python(path: str | os.PathLike) -> PythonInfo:
     """Run ``path`` and return what it says about itself.
 
@@ -155,14 +148,9 @@ def inspect_python(path: str | os.PathLike) -> PythonInfo:
             [path, "-c", _PROBE],
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=child_env(),
-            cwd=neutral_cwd(),
             timeout=PROBE_TIMEOUT,
             check=False,
-            **_quiet_kwargs(),
+            **child_process_options(),
         )
     except subprocess.TimeoutExpired:
         raise SetupError(f"{path} did not answer within {PROBE_TIMEOUT} s: {fix}.") from None
@@ -540,21 +528,14 @@ def run_logged(
         SetupCanceledError: ``cancel()`` turned true; the child and its own children were killed.
         SetupError: the child could not start or ran past ``timeout`` seconds.
     """
-    kwargs = _quiet_kwargs()
-    if not WINDOWS:
-        kwargs["start_new_session"] = True  # so a cancel also stops pip's own children
     try:
         process = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=child_env(),
-            cwd=neutral_cwd(),
-            **kwargs,
+            # a group of its own, so a cancel also stops pip's own children
+            **child_process_options(new_group=True),
         )
     except OSError as error:
         raise SetupError(f"{argv[0]} cannot be started: {error.strerror or error}.") from None

@@ -102,6 +102,21 @@ def scenes(gdal, work) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture()
+def setting():
+    """The provider setting's value before the test; restored afterwards."""
+    from geosr_qgis import environment
+    from qgis.core import QgsSettings
+
+    settings = QgsSettings()
+    saved = settings.value(environment.SETTING_QNAME, None)
+    yield saved
+    if saved is None:
+        settings.remove(environment.SETTING_QNAME)
+    else:
+        settings.setValue(environment.SETTING_QNAME, saved)
+
+
 @pytest.fixture(scope="session")
 def qgis_env(work) -> dict[str, str]:
     """Environment for qgis_process.bin: headless, a throwaway profile, the plugin enabled."""

@@ -150,6 +150,28 @@ def run_json(
     return done.returncode, result, done.stderr
 
 
+def assert_clean_failure(code: int, stderr: str, *needles: str) -> None:
+    """The run failed with a message (each of ``needles`` in it), not a traceback."""
+    assert code != 0
+    assert "Traceback" not in stderr, stderr
+    for needle in needles:
+        assert needle in stderr, stderr
+
+
+def upscale(env: dict[str, str], gdal, source: Path, output: Path, scale: int, **parameters):
+    """Run geosr:upscale through qgis_process and check that it wrote ``output`` with the
+    georeference of ``source`` and pixels ``scale`` times smaller.
+
+    Returns:
+        qgis_process's JSON result, and the source and output as GDAL datasets.
+    """
+    code, result, stderr = run_json(env, "geosr:upscale", INPUT=source, OUTPUT=output, **parameters)
+    assert code == 0, stderr
+    assert result["results"]["OUTPUT"] == str(output)
+    src, out = assert_same_georeference(gdal, source, output, scale)
+    return result, src, out
+
+
 _FEATURES: dict[str, bool] = {}
 
 
@@ -185,6 +207,14 @@ def geosr_has(*names: str) -> bool:
         except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
             _FEATURES.update(dict.fromkeys(wanted, False))
     return all(_FEATURES.get(name, False) for name in names)
+
+
+def needs(feature: str) -> pytest.MarkDecorator:
+    """Skip a test that needs ``geosr.<feature>`` when geosr's interpreter lacks it."""
+    return pytest.mark.skipif(
+        not geosr_has(feature),
+        reason=f"geosr.{feature} is not importable in GEOSR_PYTHON yet (issue 3)",
+    )
 
 
 def copy(path: Path, folder: Path) -> Path:

@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import QGIS_PROCESS, alive, geosr_children, geosr_has, leftovers, wait_until
+from helpers import QGIS_PROCESS, alive, geosr_children, leftovers, needs, wait_until
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 
@@ -22,32 +22,45 @@ def provider(qgis_processing, geosr_python, monkeypatch):
     plugin.unload()
 
 
-def test_cancel_mid_run_kills_the_child_and_leaves_no_output(provider, scenes, models, work):
+def run_until_canceled(algorithm_id: str, parameters: dict, feedback) -> None:
+    """Run the algorithm in process; it must end with the cancel error."""
     import processing
 
-    output = work / "cancelled.tif"
-    feedback = QgsProcessingFeedback()
-    seen = {"progress": [], "children": []}
+    with pytest.raises(QgsProcessingException, match="canceled"):
+        processing.run(algorithm_id, parameters, feedback=feedback)
 
-    def on_progress(value):
+
+def canceling_feedback(marker: str) -> tuple[QgsProcessingFeedback, dict[str, list]]:
+    """A feedback that cancels at the first progress between 0 and 100 %; ``seen`` keeps the
+    progress values and the geosr children (command line holding ``marker``) alive then."""
+    feedback = QgsProcessingFeedback()
+    seen: dict[str, list] = {"progress": [], "children": []}
+
+    def on_progress(value: float) -> None:
         seen["progress"].append(value)
         if 0 < value < 100 and not feedback.isCanceled():
-            seen["children"] = geosr_children(str(output))
+            seen["children"] = geosr_children(marker)
             feedback.cancel()
 
     feedback.progressChanged.connect(on_progress)
-    with pytest.raises(QgsProcessingException, match="canceled"):
-        processing.run(
-            "geosr:upscale",
-            {
-                "INPUT": str(scenes["landsat8_large"]),
-                "MODEL": str(models["bands4"]),
-                "CHUNK_SIZE": 64,
-                "DEVICE": "cpu",
-                "OUTPUT": str(output),
-            },
-            feedback=feedback,
-        )
+    return feedback, seen
+
+
+def large_upscale(scenes, models, output) -> dict:
+    """geosr:upscale parameters for a run that lasts long enough to be canceled."""
+    return {
+        "INPUT": str(scenes["landsat8_large"]),
+        "MODEL": str(models["bands4"]),
+        "CHUNK_SIZE": 64,
+        "DEVICE": "cpu",
+        "OUTPUT": str(output),
+    }
+
+
+def test_cancel_mid_run_kills_the_child_and_leaves_no_output(provider, scenes, models, work):
+    output = work / "cancelled.tif"
+    feedback, seen = canceling_feedback(str(output))
+    run_until_canceled("geosr:upscale", large_upscale(scenes, models, output), feedback)
     assert seen["children"], f"no geosr child was running at the cancel ({seen['progress']})"
     for pid in seen["children"]:
         assert not alive(pid), f"child {pid} survived the cancel"
@@ -57,23 +70,10 @@ def test_cancel_mid_run_kills_the_child_and_leaves_no_output(provider, scenes, m
 
 def test_output_that_existed_survives_a_cancel(provider, scenes, models, work):
     """A file the user already had at OUTPUT is replaced only by a successful run."""
-    import processing
-
     output = work / "existing.tif"
     output.write_bytes(b"not touched")
-    feedback = QgsProcessingFeedback()
-    feedback.progressChanged.connect(lambda value: value > 0 and feedback.cancel())
-    with pytest.raises(QgsProcessingException, match="canceled"):
-        processing.run(
-            "geosr:upscale",
-            {
-                "INPUT": str(scenes["landsat8_large"]),
-                "MODEL": str(models["bands4"]),
-                "CHUNK_SIZE": 64,
-                "OUTPUT": str(output),
-            },
-            feedback=feedback,
-        )
+    feedback, _ = canceling_feedback(str(output))
+    run_until_canceled("geosr:upscale", large_upscale(scenes, models, output), feedback)
     assert output.read_bytes() == b"not touched"
     assert leftovers(output) == [output]
 
@@ -114,36 +114,20 @@ def test_child_exits_when_qgis_dies(qgis_env, scenes, models, work):
     assert leftovers(output) == []
 
 
-@pytest.mark.skipif(
-    not geosr_has("train"), reason="geosr.train is not importable in GEOSR_PYTHON yet (issue 3)"
-)
+@needs("train")
 def test_cancel_training_leaves_no_model_and_no_run_folder(provider, scenes, work):
-    import processing
-
     output = work / "cancelled-model.safetensors"
-    feedback = QgsProcessingFeedback()
-    seen = {"children": []}
-
-    def on_progress(value):
-        if 0 < value < 100 and not feedback.isCanceled():
-            seen["children"] = geosr_children(str(work / ".geosr-train-"))
-            feedback.cancel()
-
-    feedback.progressChanged.connect(on_progress)
-    with pytest.raises(QgsProcessingException, match="canceled"):
-        processing.run(
-            "geosr:train",
-            {
-                "INPUT": [str(scenes["landsat8_large"])],
-                "SCALE": "2",
-                "STEPS": 1000,
-                "BATCH_SIZE": 2,
-                "PATCH_SIZE": 32,
-                "DEVICE": "cpu",
-                "OUTPUT": str(output),
-            },
-            feedback=feedback,
-        )
+    feedback, seen = canceling_feedback(str(work / ".geosr-train-"))
+    parameters = {
+        "INPUT": [str(scenes["landsat8_large"])],
+        "SCALE": "2",
+        "STEPS": 1000,
+        "BATCH_SIZE": 2,
+        "PATCH_SIZE": 32,
+        "DEVICE": "cpu",
+        "OUTPUT": str(output),
+    }
+    run_until_canceled("geosr:train", parameters, feedback)
     assert seen["children"], "no geosr.train child was running at the cancel"
     for pid in seen["children"]:
         assert not alive(pid), f"child {pid} survived the cancel"

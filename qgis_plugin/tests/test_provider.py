@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 
 import geosr_qgis
 import pytest
@@ -83,17 +86,12 @@ def provider(qgis_processing):
 
 
 @pytest.fixture()
-def no_interpreter(monkeypatch):
-    """Neither the provider setting nor GEOSR_PYTHON is set (restored afterwards)."""
+def no_interpreter(setting, monkeypatch):
+    """Neither the provider setting nor GEOSR_PYTHON is set (both restored afterwards)."""
     settings = QgsSettings()
-    saved = settings.value(environment.SETTING_QNAME, None)
     settings.remove(environment.SETTING_QNAME)
     monkeypatch.delenv("GEOSR_PYTHON", raising=False)
-    yield settings
-    if saved is None:
-        settings.remove(environment.SETTING_QNAME)
-    else:
-        settings.setValue(environment.SETTING_QNAME, saved)
+    return settings
 
 
 def test_metadata_declares_a_processing_provider():
@@ -239,15 +237,48 @@ def test_child_environment_is_scrubbed(monkeypatch):
     assert env["PYTHONUNBUFFERED"] == "1"
 
 
-def test_output_equal_to_input_is_refused_before_any_child(provider, scenes, no_interpreter):
+def test_children_run_scrubbed_in_a_neutral_folder(monkeypatch, tmp_path):
+    """What every child gets; with new_group, a session of its own (so a cancel kills its
+    workers too)."""
+    monkeypatch.setenv("PYTHONPATH", "/from/qgis")
+    monkeypatch.chdir(tmp_path)
+    script = (
+        "import os; print(os.getsid(0), os.path.realpath(os.getcwd()), 'PYTHONPATH' in os.environ)"
+    )
+    for new_group in (False, True):
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            check=True,
+            **environment.child_process_options(new_group=new_group),
+        )
+        sid, cwd, has_pythonpath = done.stdout.split()
+        assert (int(sid) == os.getsid(0)) is not new_group
+        assert cwd == os.path.realpath(tempfile.gettempdir())
+        assert has_pythonpath == "False"
+
+
+@pytest.mark.parametrize("algorithm_id", ["geosr:upscale", "geosr:evaluate"])
+def test_output_equal_to_input_is_refused_before_any_child(
+    provider, scenes, no_interpreter, tmp_path, algorithm_id
+):
     """Refused before the interpreter is even looked up (none is configured here)."""
-    algorithm = QgsApplication.processingRegistry().createAlgorithmById("geosr:upscale")
-    parameters = {"INPUT": str(scenes["rgb"]), "OUTPUT": str(scenes["rgb"])}
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
+    source = str(scenes["rgb"])
+    parameters = {
+        "geosr:upscale": {"INPUT": source, "OUTPUT": source},
+        "geosr:evaluate": {
+            "INPUT": [source],
+            "OUTPUT_HTML": str(tmp_path / "new" / "report.html"),
+            "OUTPUT_JSON": source,
+        },
+    }[algorithm_id]
     context = QgsProcessingContext()
     before = scenes["rgb"].read_bytes()
     with pytest.raises(QgsProcessingException, match="is the input raster"):
         algorithm.processAlgorithm(parameters, context, QgsProcessingFeedback())
     assert scenes["rgb"].read_bytes() == before
+    assert not (tmp_path / "new").exists()
 
 
 def test_algorithm_classes_have_constants():

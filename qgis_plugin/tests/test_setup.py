@@ -25,6 +25,7 @@ from helpers import (
     qgis_process,
     require,
     run_json,
+    upscale,
 )
 from qgis.core import (
     Qgis,
@@ -100,6 +101,21 @@ def shown_algorithm_dialog():
     return next((dialog for dialog in shown if dialog.isVisible()), None)
 
 
+def when_dialog_shown(action, tries: int = 100) -> None:
+    """Call ``action(dialog)`` from the event loop once the Processing dialog is on screen
+    (``action(None)`` if it is not after ``tries`` looks 50 ms apart). Call it before what opens
+    the dialog: that blocks in the dialog's own event loop until the dialog closes."""
+
+    def look(left: int) -> None:
+        dialog = shown_algorithm_dialog()
+        if dialog is None and left:
+            QTimer.singleShot(50, lambda: look(left - 1))
+        else:
+            action(dialog)
+
+    QTimer.singleShot(0, lambda: look(tries))
+
+
 @pytest.fixture()
 def plugin(qgis_processing, qgis_iface, monkeypatch):
     """The plugin as QGIS desktop loads it, with (pytest-qgis's) iface: provider and menu."""
@@ -116,18 +132,6 @@ def plugin(qgis_processing, qgis_iface, monkeypatch):
     yield loaded
     loaded.unload()
     assert loaded.setup_action is None
-
-
-@pytest.fixture()
-def setting():
-    """The provider setting's value before the test; restored afterwards."""
-    settings = QgsSettings()
-    saved = settings.value(environment.SETTING_QNAME, None)
-    yield saved
-    if saved is None:
-        settings.remove(environment.SETTING_QNAME)
-    else:
-        settings.setValue(environment.SETTING_QNAME, saved)
 
 
 # ---------------------------------------------------------------- finding a Python
@@ -303,16 +307,12 @@ def test_menu_entry_opens_the_setup_dialog(plugin):
     assert action.text() == "Set up geosr\u2026"
     seen = []
 
-    def close_dialog(tries: int = 100) -> None:
-        dialog = shown_algorithm_dialog()
-        if dialog is None and tries:
-            QTimer.singleShot(50, lambda: close_dialog(tries - 1))
-            return
+    def close_dialog(dialog) -> None:
         seen.append((type(dialog), dialog.algorithm().id() if dialog else None))
         if dialog is not None:
             dialog.reject()
 
-    QTimer.singleShot(0, close_dialog)
+    when_dialog_shown(close_dialog)
     action.trigger()  # execAlgorithmDialog: returns once the dialog is closed
     assert seen == [(AlgorithmDialog, "geosr:setup")]
 
@@ -381,13 +381,8 @@ def test_setup_installs_the_wheel_into_a_fresh_profile(installed, wheel):
 def test_upscale_runs_with_the_environment_set_up(installed, gdal, tmp_path):
     """qgis_process in that profile, GEOSR_PYTHON unset: the setting alone finds geosr."""
     sample = bundled_sample(installed["python"])
-    output = tmp_path / "naip_x4.tif"
-    code, result, stderr = run_json(
-        installed["env"], "geosr:upscale", INPUT=sample, DEVICE="cpu", OUTPUT=output
-    )
-    assert code == 0, stderr
-    assert result["results"]["OUTPUT"] == str(output)
-    assert_same_georeference(gdal, sample, output, 4)  # the bundled model is x4
+    # no MODEL: the bundled model, which is x4
+    upscale(installed["env"], gdal, sample, tmp_path / "naip_x4.tif", 4, DEVICE="cpu")
 
 
 @pytest.mark.slow
@@ -399,11 +394,9 @@ def test_menu_dialog_updates_the_environment_and_upscale_uses_it(
 
     finished = []
 
-    def run_in_dialog(tries: int = 100) -> None:
-        dialog = shown_algorithm_dialog()
-        if dialog is None and tries:
-            QTimer.singleShot(50, lambda: run_in_dialog(tries - 1))
-            return
+    def run_in_dialog(dialog) -> None:
+        if dialog is None:
+            return  # `finished` stays empty: the assertion below says so
 
         def done(ok, results):
             log = dialog.findChild(QTextEdit, "txtLog")
@@ -415,9 +408,9 @@ def test_menu_dialog_updates_the_environment_and_upscale_uses_it(
         dialog.setParameters({"WHEEL": str(wheel), "ENV_DIR": str(installed["env_dir"])})
         dialog.runAlgorithm()
 
-    QTimer.singleShot(0, run_in_dialog)
+    when_dialog_shown(run_in_dialog)
     plugin.setup_action.trigger()
-    assert finished, "the set-up dialog closed before the set-up finished"
+    assert finished, "the set-up dialog did not show, or closed before the set-up finished"
     ok, results, log = finished[0]
     assert ok, log[-3000:]
     python = str(installed["python"])

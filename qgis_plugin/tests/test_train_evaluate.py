@@ -9,14 +9,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import geosr_has, leftovers, run_json
+from helpers import assert_clean_failure, leftovers, needs, run_json, upscale
 
 
-def assert_clean_failure(code, stderr, *needles):
-    assert code != 0
-    assert "Traceback" not in stderr, stderr
-    for needle in needles:
-        assert needle in stderr, stderr
+def evaluate(env: dict[str, str], scene, model, html, report) -> tuple[int, dict, str]:
+    """geosr:evaluate at scale 2 through qgis_process: (exit code, JSON result, stderr)."""
+    return run_json(
+        env,
+        "geosr:evaluate",
+        INPUT=scene,
+        MODEL=model,
+        SCALE=2,
+        OUTPUT_HTML=html,
+        OUTPUT_JSON=report,
+    )
 
 
 @pytest.mark.parametrize("algorithm_id", ["geosr:upscale", "geosr:train", "geosr:evaluate"])
@@ -34,7 +40,7 @@ def test_missing_interpreter_fails_with_how_to_set_one_up(qgis_env, scenes, work
         stderr,
         "Plugins \u203a geosr \u203a Set up geosr\u2026",
         "GEOSR_PYTHON",
-        "Providers \u203a geosr",
+        "Settings \u203a Options \u203a Processing \u203a Providers \u203a geosr",
     )
     for path in outputs.values():
         assert not path.exists()
@@ -42,15 +48,7 @@ def test_missing_interpreter_fails_with_how_to_set_one_up(qgis_env, scenes, work
 
 def test_evaluate_refuses_html_equal_to_json(qgis_env, scenes, models, work):
     report = work / "same.html"
-    code, _, stderr = run_json(
-        qgis_env,
-        "geosr:evaluate",
-        INPUT=scenes["landsat8"],
-        MODEL=models["bands4"],
-        SCALE=2,
-        OUTPUT_HTML=report,
-        OUTPUT_JSON=report,
-    )
+    code, _, stderr = evaluate(qgis_env, scenes["landsat8"], models["bands4"], report, report)
     assert_clean_failure(code, stderr, "must differ")
     assert not report.exists()
 
@@ -59,13 +57,10 @@ def test_train_rejects_a_non_raster_input(qgis_env, models, work):
     code, _, stderr = run_json(
         qgis_env, "geosr:train", INPUT=models["bands4"], OUTPUT=work / "x.safetensors"
     )
-    assert code != 0
-    assert "Traceback" not in stderr, stderr
+    assert_clean_failure(code, stderr)
 
 
-@pytest.mark.skipif(
-    not geosr_has("train"), reason="geosr.train is not importable in GEOSR_PYTHON yet (issue 3)"
-)
+@needs("train")
 def test_train_writes_a_model_that_upscale_accepts(qgis_env, scenes, gdal, work):
     model = work / "trained.safetensors"
     code, result, stderr = run_json(
@@ -86,34 +81,15 @@ def test_train_writes_a_model_that_upscale_accepts(qgis_env, scenes, gdal, work)
     assert not list(work.glob(".geosr-train-*")), "the training folder was left behind"
     log = "\n".join(result["log"]["info"])
     assert "geosr finished" in log
-    output = work / "with_trained.tif"
-    code, _, stderr = run_json(
-        qgis_env,
-        "geosr:upscale",
-        INPUT=scenes["landsat8"],
-        MODEL=model,
-        CHUNK_SIZE=64,
-        OUTPUT=output,
+    upscale(
+        qgis_env, gdal, scenes["landsat8"], work / "with_trained.tif", 2, MODEL=model, CHUNK_SIZE=64
     )
-    assert code == 0, stderr
-    assert gdal.Open(str(output)).RasterXSize == 2 * gdal.Open(str(scenes["landsat8"])).RasterXSize
 
 
-@pytest.mark.skipif(
-    not geosr_has("evaluate"),
-    reason="geosr.evaluate is not importable in GEOSR_PYTHON yet (issue 3)",
-)
+@needs("evaluate")
 def test_evaluate_writes_html_json_and_figure(qgis_env, scenes, models, work):
     html, report = work / "report.html", work / "report.json"
-    code, result, stderr = run_json(
-        qgis_env,
-        "geosr:evaluate",
-        INPUT=scenes["landsat8"],
-        MODEL=models["bands4"],
-        SCALE=2,
-        OUTPUT_HTML=html,
-        OUTPUT_JSON=report,
-    )
+    code, result, stderr = evaluate(qgis_env, scenes["landsat8"], models["bands4"], html, report)
     assert code == 0, stderr
     figure = work / "report.png"
     assert result["results"]["FIGURE"] == str(figure)
@@ -121,20 +97,9 @@ def test_evaluate_writes_html_json_and_figure(qgis_env, scenes, models, work):
     assert json.loads(report.read_text())
 
 
-@pytest.mark.skipif(
-    not geosr_has("evaluate"),
-    reason="geosr.evaluate is not importable in GEOSR_PYTHON yet (issue 3)",
-)
+@needs("evaluate")
 def test_evaluate_band_mismatch_fails_cleanly(qgis_env, scenes, models, work):
     html, report = work / "bad.html", work / "bad.json"
-    code, _, stderr = run_json(
-        qgis_env,
-        "geosr:evaluate",
-        INPUT=scenes["rgb"],
-        MODEL=models["bands4"],
-        SCALE=2,
-        OUTPUT_HTML=html,
-        OUTPUT_JSON=report,
-    )
+    code, _, stderr = evaluate(qgis_env, scenes["rgb"], models["bands4"], html, report)
     assert_clean_failure(code, stderr, "geosr evaluate failed:")
     assert leftovers(html) == [] and leftovers(report) == []
