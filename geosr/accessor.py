@@ -16,7 +16,8 @@ import xarray as xr
 
 @xr.register_dataarray_accessor("geosr")
 class GeosrDataArrayAccessor:
-    """Super-resolution of a georeferenced DataArray (``band, y, x`` or ``y, x``).
+    """Super-resolution of a georeferenced DataArray (``band, y, x`` or ``y, x``), or a cube
+    with leading dimensions such as ``time`` (each slice upscaled lazily as a scene).
 
     Example:
         >>> import rioxarray, geosr  # doctest: +SKIP
@@ -43,17 +44,19 @@ class GeosrDataArrayAccessor:
 
 @xr.register_dataset_accessor("geosr")
 class GeosrDatasetAccessor:
-    """Super-resolution of a Dataset whose data variables are bands on one ``y, x`` grid."""
+    """Super-resolution of a Dataset whose data variables are bands on one ``y, x`` grid,
+    over leading dimensions such as ``time`` too (odc-stac's layout)."""
 
     def __init__(self, obj: xr.Dataset) -> None:
         self._obj = obj
 
     def band_variables(self) -> list[str]:
-        """Data variables that are single bands on the Dataset's ``y, x`` grid."""
+        """Data variables that are single bands on the Dataset's ``y, x`` grid (with leading
+        dimensions such as ``time`` for a cube)."""
         return [
             str(name)
             for name, var in self._obj.data_vars.items()
-            if var.dims[-2:] == ("y", "x") and var.squeeze(drop=True).ndim == 2
+            if var.dims[-2:] == ("y", "x") and var.squeeze(drop=True).ndim >= 2
         ]
 
     def upscale(

@@ -9,6 +9,7 @@ never leaves it: it is filled before and restored after.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dask
 import dask.array as da
@@ -42,6 +43,7 @@ from geosr.errors import (
 )
 from geosr.nodata import FILL_RADIUS, fill_invalid, valid_mask
 from geosr.raster import (
+    DEFAULT_STATS_PIXELS,
     RasterInfo,
     Sources,
     check_output_path,
@@ -179,7 +181,15 @@ class TileRunner:
     Picklable: it travels with the CPU model and resolves its device where it runs (so a
     cluster worker with a GPU uses it, whatever the client has); each process then keeps one
     copy of the model per device, so the model moves to the GPU once, not once per chunk.
+
+    On CUDA a chunk's work is queued on the device's own non-default stream (:meth:`stream`):
+    inputs go up from pinned buffers without waiting, and the host waits once per chunk, for
+    the result (:meth:`to_host`), so the GPU keeps working while threads read and write.
     """
+
+    #: One non-default CUDA stream per device, shared by the threads: freed memory returns to
+    #: one pool (per-thread streams would each cache a chunk's activations) and work stays in order.
+    _streams: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -206,15 +216,19 @@ class TileRunner:
         self._device: torch.device | None = None
         self._device_model: nn.Module | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()  # per-thread scratch buffer
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_device=None, _device_model=None, _lock=None, model=self.model.to("cpu"))
+        state.update(
+            _device=None, _device_model=None, _lock=None, _local=None, model=self.model.to("cpu")
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     @property
     def device(self) -> torch.device:
@@ -277,22 +291,77 @@ class TileRunner:
                     self._device_model = copy.deepcopy(self.model).to(device, memory_format=layout)
             return self._device_model
 
+    def stream(self) -> contextlib.AbstractContextManager[Any]:
+        """The context a chunk's device work is queued in: on CUDA the device's non-default
+        stream, elsewhere nothing."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        key = str(self.device)
+        with _DEVICE_LOCKS_GUARD:
+            stream = self._streams.get(key)
+            if stream is None:
+                stream = self._streams[key] = torch.cuda.Stream(self.device)
+        return torch.cuda.stream(stream)
+
+    def to_device(self, array: np.ndarray) -> torch.Tensor:
+        """``array`` on the runner's device. On CUDA through a pinned buffer, asynchronously
+        on the current stream: a copy from pageable memory would wait for the stream's queue
+        (the forward pass) to drain first."""
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if self.device.type == "cpu":
+            return tensor
+        if self.device.type != "cuda":
+            return tensor.to(self.device)
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
+    def to_host(self, *tensors: torch.Tensor) -> list[np.ndarray]:
+        """The tensors as numpy arrays, with a single wait for the device. On CUDA they are
+        copied asynchronously into pinned buffers, then out of them, so the pinned pool holds
+        the chunks being transferred, not every chunk waiting to be written."""
+        if self.device.type != "cuda":
+            return [t.cpu().numpy() for t in tensors]
+        staged = []
+        for tensor in tensors:
+            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            staged.append(host.copy_(tensor, non_blocking=True))
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(self.device))
+        done.synchronize()  # up to this chunk's work only: later work of other threads runs on
+        return [host.numpy().copy() for host in staged]
+
+    def _scratch(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """This thread's float32 buffer of ``shape``, reused from chunk to chunk: a fresh
+        output-size array per chunk cost about 40 ms of page faults per 64 MB here."""
+        need = math.prod(shape)
+        buffer = getattr(self._local, "scratch", None)
+        if buffer is None or buffer.numel() < need:
+            self._local.scratch = buffer = None  # the old one goes before the new one comes
+            self._local.scratch = buffer = torch.empty(need, dtype=torch.float32)
+        return buffer[:need].view(shape)
+
     def __call__(self, x: np.ndarray, core: tuple[int, int, int, int]) -> np.ndarray:
         """Super-resolve the ``core`` rows/cols (r0, r1, c0, c1) of ``x`` (bands, H, W),
         using up to ``halo`` pixels of context around each tile. Returns (bands, rows*s, cols*s)."""
-        return self.run(x, core).cpu().numpy()
+        with self.stream():
+            return self.to_host(self.run(x, core))[0]
 
-    def run(self, x: np.ndarray, core: tuple[int, int, int, int]) -> torch.Tensor:
+    def run(
+        self, x: np.ndarray, core: tuple[int, int, int, int], *, scratch: bool = False
+    ) -> torch.Tensor:
         """As ``__call__``, but the result stays a float32 tensor on the runner's device, so
-        post-processing runs there too (one host-device copy in, one out, per chunk)."""
+        post-processing runs there too (one host-device copy in, one out, per chunk). With
+        ``scratch`` a CPU result lives in this thread's scratch buffer: valid until the
+        thread's next ``run``."""
         scale = self.meta.scale
         bands = x.shape[0]
         r0, r1, c0, c1 = core
         device = self.device
-        source = torch.from_numpy(x).to(device)
-        out = torch.empty(
-            (bands, (r1 - r0) * scale, (c1 - c0) * scale), dtype=torch.float32, device=device
-        )
+        source = self.to_device(x)
+        shape = (bands, (r1 - r0) * scale, (c1 - c0) * scale)
+        if scratch and device.type == "cpu":
+            out = self._scratch(shape)
+        else:
+            out = torch.empty(shape, dtype=torch.float32, device=device)
         tile = self.tile_size or self.default_tile(max(r1 - r0, c1 - c0))
         items = []  # (input array, destination slices, crop slices)
         for ty in range(r0, r1, tile):
@@ -322,7 +391,13 @@ class TileRunner:
             for group in by_shape.values():
                 for start in range(0, len(group), self.batch_size):
                     batch = group[start : start + self.batch_size]
-                    result = self._forward(model, torch.stack([item[0] for item in batch]))
+                    # a batch of one is a view, not a stacked copy
+                    inputs = (
+                        batch[0][0][None]
+                        if len(batch) == 1
+                        else torch.stack([item[0] for item in batch])
+                    )
+                    result = self._forward(model, inputs)
                     for (_, dest, crop), sr in zip(batch, result, strict=True):
                         out[dest] = sr[(slice(None), *crop)]
         return out
@@ -367,15 +442,48 @@ def project_consistent(
     input's) even next to saturated or black pixels.
 
     Works in place on float32 torch tensors (on the device that made them) or numpy arrays.
+    The blocks are searched for values out of range only when the chunk's minimum or maximum
+    is (one pass over it, where the search took several): the result is the same.
     """
     if isinstance(sr, np.ndarray):
         lr_t = torch.from_numpy(np.asarray(lr, np.float32))
         return project_consistent(torch.from_numpy(sr), lr_t, scale, low, high).numpy()
-    bands, h, w = lr.shape
-    blocks = sr.view(bands, h, scale, w, scale)
-    blocks += (lr - blocks.mean(dim=(2, 4)))[:, :, None, :, None]
+    _project_mean(sr, lr, scale)
     if math.isinf(low) and math.isinf(high):
         return sr
+    if not bool(_inside_limits(sr, low, high)):
+        _clip_to_limits(sr, lr, scale, low, high)
+    return sr
+
+
+def _project_mean(sr: torch.Tensor, lr: torch.Tensor, scale: int) -> None:
+    """The unconstrained projection, in place: each block of ``sr`` shifted to average to
+    its ``lr`` pixel."""
+    bands, h, w = lr.shape
+    blocks = sr.view(bands, h, scale, w, scale)
+    # the contiguous axis first: twice as fast as mean() over both axes on a CPU
+    mean = blocks.sum(dim=4).sum(dim=2).div_(scale * scale)
+    blocks += (lr - mean)[:, :, None, :, None]
+
+
+def _inside_limits(sr: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Whether every value of ``sr`` lies in [low, high], as a 0-d bool tensor where ``sr``
+    is (reading it needs no wait for a GPU until asked). False where a value is NaN, which
+    sends the chunk to the exact search, as before."""
+    if sr.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=sr.device)
+    lo, hi = torch.aminmax(sr)
+    return (lo >= low) & (hi <= high)
+
+
+def _clip_to_limits(
+    sr: torch.Tensor, lr: torch.Tensor, scale: int, low: float, high: float
+) -> None:
+    """The constrained projection, in place, of blocks already projected by
+    :func:`_project_mean`: blocks with a value outside [low, high] get the shift ``t`` that
+    makes ``clip(block + t, low, high)`` average to their ``lr`` pixel clipped to the range."""
+    bands, h, w = lr.shape
+    blocks = sr.view(bands, h, scale, w, scale)
     outside = ((blocks < low) | (blocks > high)).any(dim=4).any(dim=2)
     if bool(outside.any()):
         b, y, x = torch.nonzero(outside, as_tuple=True)
@@ -390,7 +498,6 @@ def project_consistent(
             shift_high = torch.where(below, shift_high, mid)
         shift = (shift_low + shift_high) / 2
         blocks[b, y, :, x, :] = (sub + shift[:, None, None]).clamp(low, high)
-    return sr
 
 
 def output_limits(dtype: np.dtype, nodata: float | None) -> tuple[float, float]:
@@ -429,32 +536,63 @@ def to_output_dtype(
     scale: int,
     dtype: np.dtype,
     nodata: float | None,
+    *,
+    inplace: bool = False,
 ) -> np.ndarray:
     """Clip and round to ``dtype``; pixels from nodata sources become nodata (or NaN).
 
     ``sr`` may be a tensor on a GPU: rounding and clipping run there, before the copy back.
+    ``inplace`` lets rounding overwrite ``sr`` instead of a copy of it.
     """
     t = torch.as_tensor(sr)
-    # None when every pixel is valid, the common case: no output-size mask is built then
-    hr_valid = None if valid.all() else np.repeat(np.repeat(valid, scale, axis=1), scale, axis=2)
+    valid_t = None if valid.all() else torch.from_numpy(np.ascontiguousarray(valid)).to(t.device)
+    values = _device_output(t, valid_t, scale, dtype, nodata, inplace).cpu().numpy()
+    return _host_output(values, valid, scale, dtype, nodata)
+
+
+def _device_output(
+    t: torch.Tensor,
+    valid: torch.Tensor | None,
+    scale: int,
+    dtype: np.dtype,
+    nodata: float | None,
+    inplace: bool,
+) -> torch.Tensor:
+    """The part of :func:`to_output_dtype` that runs where ``t`` is: rounding, clipping and
+    the integer conversion. ``valid`` is the per-input-pixel validity there, or None when
+    all pixels are valid. Float outputs come back as they are."""
     if dtype.kind == "f":
-        out = t.cpu().numpy().astype(dtype)
-        if hr_valid is not None:
-            out[~hr_valid] = np.nan if nodata is None else nodata
-        return out
+        return t
     low, high = output_limits(dtype, nodata)  # data never turns into nodata
     if dtype.itemsize >= 4:  # float32 cannot hold int32 limits exactly (2**31 - 1 -> 2**31)
         t = t.double()
-    t = t.round().clamp_(low, high)  # round half to even, as numpy's rint
+        inplace = True  # a copy already
+    # round half to even, as numpy's rint; in place, a fresh output-size tensor costs page faults
+    t = t.round_() if inplace else t.round()
+    t.clamp_(low, high)
     if nodata is not None and not math.isnan(nodata) and low < nodata < high:
         hit = t == nodata
-        if hr_valid is not None:
-            hit &= torch.from_numpy(hr_valid).to(t.device)
-        t[hit] = nodata + 1
+        if valid is not None:
+            bands, h, w = valid.shape
+            hit.view(bands, h, scale, w, scale).logical_and_(valid[:, :, None, :, None])
+        t.masked_fill_(hit, nodata + 1)  # indexing with a mask would wait for a GPU
     # convert where the data is: a uint8 copy off a GPU moves a quarter of float32's bytes
     torch_dtype = _TORCH_INTEGERS.get(dtype.name)
-    out = t.to(torch_dtype).cpu().numpy() if torch_dtype else t.cpu().numpy().astype(dtype)
-    if hr_valid is not None:
+    return t.to(torch_dtype) if torch_dtype else t
+
+
+def _host_output(
+    values: np.ndarray, valid: np.ndarray, scale: int, dtype: np.dtype, nodata: float | None
+) -> np.ndarray:
+    """The host part of :func:`to_output_dtype`: ``dtype``, and nodata under invalid pixels.
+    Float values may be a reused buffer, and are copied; integers are a new array already."""
+    out = values.astype(dtype, copy=dtype.kind == "f")
+    if valid.all():  # the common case: no output-size mask is built
+        return out
+    hr_valid = _nearest(valid, scale)
+    if dtype.kind == "f":
+        out[~hr_valid] = np.nan if nodata is None else nodata
+    else:
         # under a mask without a nodata value: 0, whatever the network made of the fill
         fill = nodata if nodata is not None and not math.isnan(nodata) else 0
         out[~hr_valid] = dtype.type(fill)
@@ -497,21 +635,62 @@ def _upscale_block(
     x = (block.astype(np.float32) - offset) / spread
     if not valid.all():
         x = fill_invalid(x, valid)
-    sr = plan.runner.run(x, (top, bottom, left, right))
-    device = sr.device
-    sr = sr.mul_(torch.from_numpy(spread).to(device)).add_(torch.from_numpy(offset).to(device))
     core_valid = valid[:, top:bottom, left:right]
-    if plan.consistency:
-        low, high = output_limits(plan.dtype, plan.nodata)
-        lr = np.where(core_valid, block[:, top:bottom, left:right], 0).astype(np.float32)
-        sr = project_consistent(sr, torch.from_numpy(lr).to(device), scale, low, high)
-    out = to_output_dtype(sr, core_valid, scale, plan.dtype, plan.nodata)
+    runner = plan.runner
+    with runner.stream():
+        sr = runner.run(x, (top, bottom, left, right), scratch=True)
+        # the rest goes up without waiting (a pageable copy would wait for the forward pass)
+        sr = sr.mul_(runner.to_device(spread)).add_(runner.to_device(offset))
+        lr = None
+        if plan.consistency:
+            lr_values = np.where(core_valid, block[:, top:bottom, left:right], 0)
+            lr = runner.to_device(lr_values.astype(np.float32))
+        out = _finish_chunk(sr, lr, core_valid, plan, speculate=runner.device.type == "cuda")
     del sr, x
     _release_freed_memory()
     if plan.carry:
         carried = whole[list(plan.carry), top:bottom, left:right]
         out = np.insert(out, [c - i for i, c in enumerate(plan.carry)], _nearest(carried, scale), 0)
     return out
+
+
+def _finish_chunk(
+    sr: torch.Tensor,
+    lr: torch.Tensor | None,
+    valid: np.ndarray,
+    plan: _BlockPlan,
+    *,
+    speculate: bool,
+) -> np.ndarray:
+    """A chunk's de-normalised SR (float32, on the runner's device, overwritten) as its output
+    array: the radiometric projection onto ``lr`` (None: consistency off), rounding, clipping
+    and nodata, as :func:`project_consistent` and :func:`to_output_dtype` make them.
+
+    ``speculate`` (CUDA) waits for the device once per chunk, for the result: the output is
+    made assuming the plain projection stays within the dtype's range, and that is checked
+    when it arrives; only chunks where it fails are redone with the exact search. Without it
+    the check is read first (free on a CPU), and the exact search runs only where needed."""
+    runner = plan.runner
+    scale = runner.meta.scale
+    dtype, nodata = plan.dtype, plan.nodata
+    valid_t = None if valid.all() else runner.to_device(valid)
+    if lr is not None:
+        _project_mean(sr, lr, scale)
+        low, high = output_limits(dtype, nodata)
+        if not (math.isinf(low) and math.isinf(high)):
+            inside = _inside_limits(sr, low, high)
+            if not speculate:
+                if not bool(inside):
+                    _clip_to_limits(sr, lr, scale, low, high)
+            else:
+                guess = _device_output(sr, valid_t, scale, dtype, nodata, inplace=False)
+                values, ok = runner.to_host(guess, inside)
+                if bool(ok):
+                    return _host_output(values, valid, scale, dtype, nodata)
+                log.debug("chunk reaches its dtype's limits: exact projection")
+                _clip_to_limits(sr, lr, scale, low, high)
+    (values,) = runner.to_host(_device_output(sr, valid_t, scale, dtype, nodata, inplace=True))
+    return _host_output(values, valid, scale, dtype, nodata)
 
 
 def _nearest(array: np.ndarray, scale: int) -> np.ndarray:
@@ -682,12 +861,16 @@ def upscale_dataarray(
     mask: xr.DataArray | da.Array | np.ndarray | None = None,
     alpha: int | None = None,
 ) -> xr.DataArray:
-    """Lazily super-resolve a georeferenced DataArray (``band, y, x`` or ``y, x``).
+    """Lazily super-resolve a georeferenced DataArray (``band, y, x`` or ``y, x``), or a cube
+    with leading dimensions such as ``time`` (``time, band, y, x``): each slice is upscaled
+    as a scene of its own, with its own statistics.
 
-    Nothing is computed except, for models that normalise per scene, a decimated sample of at
-    most a million pixels per band for the statistics (pass ``stats=`` to skip it). The result
-    is dask-backed, with x/y coordinates of the new pixel centres, the same CRS, transform
-    ``transform @ Affine.scale(1/scale)``, the same nodata, band coordinate and attributes.
+    Nothing is computed: for models that normalise per scene, the statistics of a dask-backed
+    array come from a decimated sample of at most a million pixels per band (whole chunks on a
+    regular sub-grid) computed inside the same graph, so no chunk is read twice; an in-memory
+    array is sampled at once (pass ``stats=`` to skip either). The result is dask-backed, with
+    x/y coordinates of the new pixel centres, the same CRS, transform ``transform @
+    Affine.scale(1/scale)``, the same nodata, dims, coordinates and attributes.
 
     Args:
         data: the raster, e.g. from ``rioxarray.open_rasterio(path, chunks=...)``.
@@ -713,6 +896,21 @@ def upscale_dataarray(
     net = resolve_model(model)
     meta = model_meta(net)
     check_scale(meta, scale)
+    if data.ndim > 3:
+        options = {
+            "scale": scale,
+            "chunk_size": chunk_size,
+            "overlap": overlap,
+            "device": device,
+            "tile_size": tile_size,
+            "batch_size": batch_size,
+            "precision": precision,
+            "consistency": consistency,
+            "stats": stats,
+            "mask": mask,
+            "alpha": alpha,
+        }
+        return _upscale_cube(data, net, options, model_label(model, meta))
     if data.ndim == 2:
         data = data.expand_dims("band")
     if data.ndim != 3:
@@ -738,12 +936,15 @@ def upscale_dataarray(
     halo = default_halo(net, may_have_nodata) if overlap is None else int(overlap)
     if stats is None:
         network = array[np.delete(np.arange(count), carry)] if carry else array
+        if isinstance(data.data, da.Array) and meta.normalization.mode != "fixed":
+            stats = _graph_statistics(network, valid, nodata, meta.normalization.percentiles)
+        else:
 
-        def sample() -> tuple[np.ndarray, np.ndarray | None]:
-            pixels = sample_array(network)
-            return pixels, None if valid is None else sample_array(valid[None])[0]
+            def sample() -> tuple[np.ndarray, np.ndarray | None]:
+                pixels = sample_array(network)
+                return pixels, None if valid is None else sample_array(valid[None])[0]
 
-        stats = model_statistics(meta, count - len(carry), sample, nodata)
+            stats = model_statistics(meta, count - len(carry), sample, nodata)
     if active_client() is None:
         resolve_device(device)  # fail now, not in the first chunk; a cluster resolves per worker
     runner = TileRunner(
@@ -757,6 +958,78 @@ def upscale_dataarray(
     )
     result = upscale_array(array, runner, stats, nodata, halo, consistency, valid, carry)
     return _wrap_result(data, result, meta.scale, nodata, model_label(model, meta))
+
+
+def _upscale_cube(
+    data: xr.DataArray, net: nn.Module, options: dict[str, Any], label: str
+) -> xr.DataArray:
+    """Each slice along the leading dimensions upscaled lazily as a scene; dims (a ``band``
+    dimension first moved next to y, x), coordinates, attributes and ``spatial_ref`` kept."""
+    spatial = data.dims[-2:]
+    if "band" in data.dims and data.dims.index("band") != data.ndim - 3:
+        order = [d for d in data.dims if d not in ("band", *spatial)]
+        moved = upscale_dataarray(data.transpose(*order, "band", *spatial), net, **options)
+        return moved.transpose(*data.dims).assign_attrs(geosr_model=label)
+    lead = data.dims[0]
+    slices = [
+        upscale_dataarray(data.isel({lead: i}), net, **options) for i in range(data.sizes[lead])
+    ]
+    cube = xr.concat(slices, dim=lead, coords="different", compat="equals", join="override")
+    if lead in data.coords:
+        cube = cube.assign_coords({lead: data.coords[lead].values})
+    return cube.assign_attrs(geosr_model=label)
+
+
+def _graph_statistics(
+    array: da.Array, mask: da.Array | None, nodata: float | None, percentiles: Sequence[float]
+) -> Any:
+    """The scene statistics as one task of the computation's own graph (a ``Delayed``) over
+    the chunks :func:`_chunk_sample` picks: a chunk is read once for the sample and the
+    upscale alike (unoptimised delayed parts keep the array's own keys; optimising would fuse
+    the reads into new tasks and read those chunks twice)."""
+
+    def parts(source: da.Array) -> list[Any]:
+        return [p.to_delayed(optimize_graph=False).ravel()[0] for p in _chunk_sample(source)]
+
+    masks = None if mask is None else parts(mask[None])
+    return dask.delayed(_sample_statistics, pure=True)(
+        parts(array), masks, nodata, tuple(percentiles)
+    )
+
+
+def _sample_statistics(
+    parts: list[np.ndarray],
+    masks: list[np.ndarray] | None,
+    nodata: float | None,
+    percentiles: tuple[float, float],
+) -> BandStats:
+    bands = parts[0].shape[0]
+    sample = np.concatenate([p.reshape(bands, -1) for p in parts], axis=1)[:, None]
+    mask = None if masks is None else np.concatenate([m.reshape(-1) for m in masks])[None]
+    return scene_statistics(sample, nodata, percentiles, mask)
+
+
+def _chunk_sample(array: da.Array, max_pixels: int = DEFAULT_STATS_PIXELS) -> list[da.Array]:
+    """A decimated sample of a dask array (bands, y, x), as single-chunk pieces: every pixel
+    when they fit ``max_pixels`` per band; else whole chunks on a regular sub-grid (so most
+    chunks are not needed before the statistics are known), thinned by a whole step."""
+    _, height, width = array.shape
+    array = array.rechunk({0: -1})
+    ny, nx = array.numblocks[1:]
+    if height * width <= max_pixels:
+        step = 1
+    else:
+        chunk_pixels = max(array.chunks[1]) * max(array.chunks[2])
+        wanted = max(1, math.ceil(max_pixels / chunk_pixels))
+        step = max(1, math.floor(math.sqrt(ny * nx / wanted)))
+    picked = [
+        array.blocks[:, iy, ix]
+        for iy in range(step // 2, ny, step)
+        for ix in range(step // 2, nx, step)
+    ]
+    pixels = sum(block.shape[1] * block.shape[2] for block in picked)
+    thin = max(1, math.ceil(math.sqrt(pixels / max_pixels)))
+    return [block[:, ::thin, ::thin] if thin > 1 else block for block in picked]
 
 
 def _alpha_position(alpha: int | None, count: int) -> tuple[int, ...]:
