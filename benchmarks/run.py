@@ -14,6 +14,12 @@ Sections:
     baselines rasterio/GDAL bicubic writing the same output format (the I/O floor), and a
               Real-ESRGAN-style loop (whole image in memory, tiles pasted without halo).
     scaling   a dask.distributed LocalCluster with 1 and with 2 workers on the same scene.
+    io-floor  geosr.upscale with a generator that costs nothing (nearest neighbour, no
+              convolutions), consistency on and off, against GDAL resampling the same input
+              (bilinear, gdal_translate -outsize 400% 400%) into the same tiled, compressed
+              GeoTIFF: what the pipeline itself costs around a model, on a 2048^2 scene.
+    zarr-scaling  the same, writing a Zarr store (geosr.zarr_store.write_zarr: each worker
+              writes its own chunks, no lock): LocalCluster worker processes, one thread each.
     training  steps/s of the default training configurations.
     gpu       CUDA only: the generator's forward throughput on the device (fp32, fp16, bf16),
               the whole pipeline's throughput and overhead ratio, and how far half precision
@@ -32,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +50,25 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("GEOSR_SHARED_DATA", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO))
+from tests.datasets import TEST_DATA, shared_data_folder  # noqa: E402  (one resolver for both)
+from tests.generators import NearestGenerator  # noqa: E402
+
+# the full scenes when present, else the crops committed with the tests
+DATA = shared_data_folder() or TEST_DATA
 SCENE = DATA / "landsat8_lc80200392015216" / "LC08_020039_20150804_B2B3B4B5_30m.tif"
 FULL_SCENE = SCENE  # SCENE becomes the --crop of it
-SECTIONS = ("overhead", "memory", "halo", "baselines", "scaling", "training", "gpu")
+SECTIONS = (
+    "overhead",
+    "memory",
+    "halo",
+    "baselines",
+    "io-floor",
+    "scaling",
+    "zarr-scaling",
+    "training",
+    "gpu",
+)
 
 
 def timed(fn, repeat: int = 1) -> float:
@@ -250,12 +272,149 @@ def bench_baselines(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
-def bench_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from dask.distributed import Client, LocalCluster
+def _square_scene(path: Path, side: int) -> Path:
+    """The full scene mirrored into a ``side`` x ``side`` GeoTIFF (flipped copies, no seams)."""
+    with rasterio.open(FULL_SCENE) as src:
+        factor = -(-side // min(src.width, src.height))
+    big = _mosaic(factor, path.with_name(path.stem + "_mosaic.tif"), source=FULL_SCENE)
+    with rasterio.open(big) as src:
+        data = src.read(window=Window(0, 0, side, side))
+        profile = src.profile | {"width": side, "height": side}
+        profile["transform"] = src.transform  # same origin: the top-left square
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    big.unlink()
+    return path
+
+
+def _gdal_outsize_vrt(src: Any, scale: int, resampling: str) -> str:
+    """The VRT ``gdal_translate -outsize {scale*100}% -r {resampling}`` builds internally:
+    every band a source window stretched onto the whole output grid, read pixel-interleaved."""
+    transform = src.transform @ Affine.scale(1 / scale)
+    width, height = src.width * scale, src.height * scale
+    crs = src.crs.to_wkt().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    gdal_dtype = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16"}[src.dtypes[0]]
+    bands = "".join(
+        f'<VRTRasterBand dataType="{gdal_dtype}" band="{b}">'
+        f'<SimpleSource resampling="{resampling}">'
+        f'<SourceFilename relativeToVRT="0">{src.name}</SourceFilename><SourceBand>{b}</SourceBand>'
+        f'<SrcRect xOff="0" yOff="0" xSize="{src.width}" ySize="{src.height}"/>'
+        f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+        "</SimpleSource></VRTRasterBand>"
+        for b in range(1, src.count + 1)
+    )
+    return (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{crs}</SRS>'
+        f"<GeoTransform>{', '.join(map(repr, transform.to_gdal()))}</GeoTransform>"
+        '<Metadata domain="IMAGE_STRUCTURE"><MDI key="INTERLEAVE">PIXEL</MDI></Metadata>'
+        f"{bands}</VRTDataset>"
+    )
+
+
+def bench_io_floor(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """geosr around a free generator vs GDAL resampling into the same GeoTIFF format."""
+    import shutil
+
+    from rasterio.shutil import copy as gdal_copy
 
     import geosr
+    from geosr.raster import open_info, output_block_size, output_profile
 
-    scene = _mosaic(1, work / "scaling.tif")
+    scene = _square_scene(work / "io_floor.tif", args.io_floor_size)
+    with rasterio.open(scene) as src:
+        bands, dtype = src.count, src.dtypes[0]
+    model = NearestGenerator(bands, 4)
+    scale = model.meta.scale
+    chunk = args.chunk_size
+    # geosr's own creation options for this output (tiling, deflate level, predictor, threads)
+    profile = output_profile(open_info(scene), scale, output_block_size(chunk * scale))
+    options = {
+        k: v
+        for k, v in profile.items()
+        if k not in ("driver", "width", "height", "count", "dtype", "crs", "transform", "nodata")
+    }
+
+    def gdal_bilinear() -> None:
+        with rasterio.open(scene) as src:
+            vrt = _gdal_outsize_vrt(src, scale, "bilinear")
+        with rasterio.open(vrt) as resampled:
+            gdal_copy(resampled, work / "gdal_bilinear.tif", driver="GTiff", **options)
+
+    def run_geosr(consistency: bool) -> None:
+        geosr.upscale(
+            scene,
+            work / "io_floor_x4.tif",
+            model=model,
+            chunk_size=chunk,
+            consistency=consistency,
+            overwrite=True,
+        )
+
+    def gdal_translate_cli() -> None:
+        flags = [
+            arg
+            for k, v in options.items()
+            for arg in ("-co", f"{k.upper()}={str(v).upper() if isinstance(v, bool) else v}")
+        ]
+        size = f"{scale * 100}%"
+        command = ["gdal_translate", "-q", "-r", "bilinear", "-outsize", size, size]
+        subprocess.run([*command, *flags, str(scene), str(work / "gdal_cli.tif")], check=True)
+
+    runs: dict[str, Callable[[], None]] = {
+        "geosr_nearest_consistency": lambda: run_geosr(True),
+        "geosr_nearest_no_consistency": lambda: run_geosr(False),
+        "gdal_bilinear_rasterio": gdal_bilinear,
+    }
+    if shutil.which("gdal_translate"):  # the command itself (its GDAL may differ from rasterio's)
+        runs["gdal_translate_cli"] = gdal_translate_cli
+    run_geosr(True)  # warm-up: imports, first allocations
+    best = _interleaved(runs, args.repeat)
+    gdal = min(best[k][0] for k in runs if k.startswith("gdal"))
+    gdal_cpu = min(best[k][1] for k in runs if k.startswith("gdal"))
+    return {
+        "scene": f"Landsat 8 B2-B5, mirrored mosaic {bands} x {args.io_floor_size}^2 {dtype}",
+        "scale": scale,
+        "creation_options": {k: str(v) for k, v in options.items()},
+        "gdal": f"bilinear, -outsize {scale * 100}%: the VRT gdal_translate makes + CreateCopy "
+        f"through rasterio's GDAL {rasterio.__gdal_version__} (the same bytes as the command), "
+        "and the gdal_translate command where installed; the faster is the floor",
+        **{f"{k}_s": round(v[0], 3) for k, v in best.items()},
+        **{f"{k}_cpu_s": round(v[1], 3) for k, v in best.items()},
+        "ratio_consistency": round(best["geosr_nearest_consistency"][0] / gdal, 3),
+        "ratio_no_consistency": round(best["geosr_nearest_no_consistency"][0] / gdal, 3),
+        "cpu_ratio_consistency": round(best["geosr_nearest_consistency"][1] / gdal_cpu, 3),
+        "output_mb_geosr": round((work / "io_floor_x4.tif").stat().st_size / 1e6, 1),
+        "output_mb_gdal": round((work / "gdal_bilinear.tif").stat().st_size / 1e6, 1),
+    }
+
+
+def _interleaved(
+    runs: dict[str, Callable[[], None]], repeat: int
+) -> dict[str, tuple[float, float]]:
+    """Best wall time of each run over ``repeat`` rounds that take turns (a busy neighbour
+    then slows each alike), with the CPU time (this process and its children) of that run."""
+
+    def cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(repeat):
+        for name, fn in runs.items():
+            cpu0, start = cpu(), time.perf_counter()
+            fn()
+            wall, used = time.perf_counter() - start, cpu() - cpu0
+            if name not in best or wall < best[name][0]:
+                best[name] = (wall, used)
+    return best
+
+
+def _worker_scaling(run: Callable[[str], object], repeat: int) -> dict[str, Any]:
+    """Seconds of ``run(name)`` on a LocalCluster of 1 and of 2 worker processes with one
+    thread each (after a warm-up run that ships the model), and the speed-up."""
+    from dask.distributed import Client, LocalCluster
+
     times = {}
     for workers in (1, 2):
         with (
@@ -264,27 +423,50 @@ def bench_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             ) as cluster,
             Client(cluster),
         ):
-            geosr.upscale(
-                scene,
-                work / "warm.tif",
-                model=args.model,
-                overwrite=True,
-                chunk_size=args.scaling_chunk_size,
-            )  # ships the model, warms up
-            times[workers] = timed(
-                lambda workers=workers: geosr.upscale(
-                    scene,
-                    work / f"s{workers}.tif",
-                    model=args.model,
-                    overwrite=True,
-                    chunk_size=args.scaling_chunk_size,
-                ),
-                args.repeat,
-            )
+            run("warm")
+            times[workers] = timed(lambda workers=workers: run(f"s{workers}"), repeat)
     return {
         "one_worker_s": round(times[1], 2),
         "two_workers_s": round(times[2], 2),
         "speedup": round(times[1] / times[2], 3),
+    }
+
+
+def bench_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    import geosr
+
+    scene = _mosaic(1, work / "scaling.tif")
+    return _worker_scaling(
+        lambda name: geosr.upscale(
+            scene,
+            work / f"{name}.tif",
+            model=args.model,
+            overwrite=True,
+            chunk_size=args.scaling_chunk_size,
+        ),
+        args.repeat,
+    )
+
+
+def bench_zarr_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    import rioxarray
+
+    import geosr
+    from geosr.zarr_store import write_zarr
+
+    scene = _mosaic(1, work / "zarr-scaling.tif")
+    size = args.scaling_chunk_size
+
+    def upscale_to_zarr(name: str) -> None:
+        data = rioxarray.open_rasterio(scene, chunks={"x": size, "y": size})
+        write_zarr(geosr.upscale_dataarray(data, args.model), work / f"{name}.zarr", overwrite=True)
+
+    with rasterio.open(scene) as src:
+        chunks = -(-src.width // size) * -(-src.height // size)
+    return {
+        "cluster": "LocalCluster, worker processes with 1 thread each",
+        "input_chunks": f"{chunks} of {size} px",
+        **_worker_scaling(upscale_to_zarr, args.repeat),
     }
 
 
@@ -414,6 +596,9 @@ def main() -> None:
     )
     parser.add_argument("--scaling-chunk-size", type=int, default=128)
     parser.add_argument(
+        "--io-floor-size", type=int, default=2048, help="io-floor: side of the square scene"
+    )
+    parser.add_argument(
         "--memory-chunk-size",
         type=int,
         default=128,
@@ -444,7 +629,7 @@ def main() -> None:
         results["scene"] = f"{SCENE.name}: Landsat 8 B2-B5 uint16, {args.crop or 'whole'} px crop"
         for section in args.only:
             start = time.perf_counter()
-            results[section] = globals()[f"bench_{section}"](args, Path(tmp))
+            results[section] = globals()[f"bench_{section.replace('-', '_')}"](args, Path(tmp))
             print(f"== {section} ({time.perf_counter() - start:.0f} s)")
             print(json.dumps(results[section], indent=2))
             sys.stdout.flush()

@@ -46,6 +46,7 @@ _LAZY = {
     "evaluate": "geosr.evaluate",
     "upscale": "geosr.pipeline",
     "upscale_dataarray": "geosr.pipeline",
+    "write_zarr": "geosr.zarr_store",
 }
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from geosr.evaluate import evaluate
     from geosr.models import build_discriminator
     from geosr.pipeline import BandStats, upscale, upscale_dataarray, write
+    from geosr.zarr_store import write_zarr
 
 
 def __getattr__(name: str) -> Any:
@@ -106,4 +108,5 @@ __all__ = [
     "upscale",
     "upscale_dataarray",
     "write",
+    "write_zarr",
 ]

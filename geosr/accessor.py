@@ -36,10 +36,18 @@ class GeosrDataArrayAccessor:
         return upscale_dataarray(self._obj, model, **options)
 
     def to_raster(self, path: str | os.PathLike[str], **options: Any) -> Path:
-        """:func:`geosr.write` this array to a GeoTIFF (threads or a dask.distributed cluster)."""
+        """:func:`geosr.write` this array to a GeoTIFF, or to a Zarr store for a ``.zarr``
+        path (threads or a dask.distributed cluster)."""
         from geosr.pipeline import write
 
         return write(self._obj, path, **options)
+
+    def to_zarr(self, path: str | os.PathLike[str], **options: Any) -> Path:
+        """:func:`geosr.zarr_store.write_zarr`: this array into a Zarr store, chunk by chunk,
+        each chunk written where it was computed (no lock), renamed into place when complete."""
+        from geosr.zarr_store import write_zarr
+
+        return write_zarr(self._obj, path, **options)
 
 
 @xr.register_dataset_accessor("geosr")

@@ -91,7 +91,10 @@ def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
         "/vsi... name",
     )
     up.add_argument(
-        "output", type=Path, nargs="?", help="output GeoTIFF (default INPUT_x<scale>.tif)"
+        "output",
+        type=Path,
+        nargs="?",
+        help="output GeoTIFF, or Zarr store for a name ending in .zarr (default INPUT_x<scale>.tif)",
     )
     up.add_argument(
         "-o", "--output", dest="output_option", type=Path, metavar="OUTPUT", help="= OUTPUT"
@@ -147,6 +150,11 @@ def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
         "--cog", action="store_true", help="write a Cloud-Optimised GeoTIFF with overviews"
     )
     up.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    up.add_argument(
+        "--format",
+        choices=("gtiff", "zarr"),
+        help="output format (default: zarr for an OUTPUT ending in .zarr, else gtiff)",
+    )
     return up
 
 
@@ -290,6 +298,7 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
         overwrite=args.overwrite,
         progress=callback,
         num_workers=args.workers,
+        format=args.format,
     )
     seconds = round(time.perf_counter() - started, 2)
     events.emit("done", output=str(out.resolve()), seconds=seconds)

@@ -63,6 +63,7 @@ from geosr.raster import (
 from geosr.sources import dataset_names, remote_env
 from geosr.version import __version__
 from geosr.writer import ProgressCallback, active_client, write_raster
+from geosr.zarr_store import check_zarr_output, is_zarr_output, raster_attrs, write_zarr
 
 log = logging.getLogger(__name__)
 
@@ -1112,13 +1113,26 @@ def write(
     progress: bool | ProgressCallback = False,
     scheduler: Any = None,
     num_workers: int | None = None,
+    format: str | None = None,
 ) -> Path:
     """Stream a (lazy) georeferenced DataArray, such as :func:`upscale_dataarray`'s result,
-    into a tiled, compressed GeoTIFF, atomically, on threads or a dask.distributed cluster.
+    into a tiled, compressed GeoTIFF, atomically, on threads or a dask.distributed cluster;
+    into a Zarr store (:func:`geosr.zarr_store.write_zarr`) for a ``.zarr`` path or
+    ``format="zarr"``.
 
     CRS, transform and nodata come from the ``rio`` accessor; band descriptions from the
     ``long_name`` attribute or string band labels; ``geosr_*`` attributes become tags.
     """
+    if is_zarr_output(path, format):
+        _check_zarr_options(cog)
+        return write_zarr(
+            data,
+            path,
+            overwrite=overwrite,
+            progress=progress,
+            scheduler=scheduler,
+            num_workers=num_workers,
+        )
     if data.ndim == 2:
         data = data.expand_dims("band")
     if data.ndim != 3:
@@ -1176,6 +1190,13 @@ def write(
     return out_path
 
 
+def _check_zarr_options(cog: bool) -> None:
+    if cog:
+        raise ConfigError(
+            "cog=True (--cog) makes a GeoTIFF, not a Zarr store; drop it, or write a .tif output"
+        )
+
+
 def dataarray_from_info(info: RasterInfo, chunk_size: int) -> xr.DataArray:
     """The selected bands of a raster file as a lazy, georeferenced DataArray."""
     array = lazy_array(info, chunk_size)
@@ -1215,8 +1236,9 @@ def upscale(
     progress: bool | ProgressCallback = False,
     scheduler: Any = None,
     num_workers: int | None = None,
+    format: str | None = None,
 ) -> Path:
-    """Super-resolve a raster into a local GeoTIFF on exactly the same footprint.
+    """Super-resolve a raster into a local GeoTIFF (or Zarr store) on exactly the same footprint.
 
     The output has the input's CRS and bounds, its pixel size divided by the model's scale
     (transform ``src.transform @ Affine.scale(1/scale)``, right for rotated rasters too), or
@@ -1249,9 +1271,13 @@ def upscale(
         scheduler: ``"threads"`` (default without a cluster), ``"synchronous"``, or a
             ``dask.distributed.Client``; an active default Client is used automatically.
         num_workers: threads computing chunks in parallel (default: dask's choice).
+        format: ``"gtiff"`` or ``"zarr"``; by default Zarr for an output named ``*.zarr``,
+            else GeoTIFF. A Zarr store holds the same pixels, georeference (CF grid
+            mapping), nodata (``_FillValue``), band descriptions and tags
+            (:func:`geosr.zarr_store.write_zarr`).
 
     Returns:
-        The path of the written GeoTIFF.
+        The path of the written GeoTIFF or Zarr store.
     """
     net = resolve_model(model)
     meta = model_meta(net)
@@ -1263,7 +1289,19 @@ def upscale(
         _check_file_bands(meta, info)
         if output is None:
             output = default_output_path(input, meta.scale)
-        out_path = check_output_path(info.local_files, output, overwrite)
+            if is_zarr_output(output, format):
+                output = output.with_suffix(".zarr")
+        to_zarr = is_zarr_output(output, format)
+        if to_zarr:
+            _check_zarr_options(cog)
+            if not info.has_transform and info.georeferenced:
+                raise ConfigError(
+                    f"{info.label} is georeferenced by GCPs or RPCs, which a Zarr store cannot "
+                    "carry; write a GeoTIFF (.tif) output instead"
+                )
+            out_path = check_zarr_output(output, overwrite, info.local_files)
+        else:
+            out_path = check_output_path(info.local_files, output, overwrite)
         size = chunk_side(chunk_size)
         active_client(scheduler)  # refuses an unknown scheduler before any work
         log.info("upscaling %s to %s", info.label, out_path)
@@ -1297,6 +1335,19 @@ def upscale(
         )
         label = model_label(model, meta)
         started = time.perf_counter()
+        if to_zarr:
+            # masked pixels are already nodata (or 0 without a nodata value) in the bands;
+            # a Zarr store has no separate mask band
+            write_zarr(
+                result.assign_attrs(raster_attrs(info, label)),
+                out_path,
+                overwrite=overwrite,
+                progress=progress,
+                scheduler=scheduler,
+                num_workers=num_workers,
+            )
+            log.info("wrote %s in %.1f s", out_path, time.perf_counter() - started)
+            return out_path
         block = output_block_size(result.data.chunks[1][0])
         tags = {"GEOSR_MODEL": label, "GEOSR_SCALE": str(meta.scale), "GEOSR_VERSION": __version__}
 

@@ -177,8 +177,6 @@ def write_block(
 def _store_distributed(
     array: da.Array, mask: da.Array | None, path: Path, client: Any, report: Progress
 ) -> None:
-    from distributed import as_completed
-
     lock_name = f"geosr-write-{dask.base.tokenize(str(path))}"
     blocks = array.to_delayed()[0]  # bands are one chunk
     masks = mask.rechunk(array.chunks[1:]).to_delayed() if mask is not None else None
@@ -196,6 +194,14 @@ def _store_distributed(
         for i in range(blocks.shape[0])
         for j in range(blocks.shape[1])
     ]
+    compute_on_cluster(writes, client, report)
+
+
+def compute_on_cluster(writes: list[Any], client: Any, report: Progress) -> None:
+    """Run delayed chunk writes on a dask.distributed cluster, counting each as it lands;
+    the first error cancels the rest (tasks already running finish on their workers)."""
+    from distributed import as_completed
+
     futures = client.compute(writes)
     try:
         for future in as_completed(futures):

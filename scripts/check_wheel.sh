@@ -49,7 +49,7 @@ PY
 # the notebooks, with the notebooks extra and without the dev tools
 for notebook in "$repo"/notebooks/*.ipynb; do
     cp "$notebook" .
-    "$bin/jupyter" execute --kernel_name=python3 "$(basename "$notebook")" >/dev/null 2>notebook.log \
+    GEOSR_SHARED_DATA="$repo/tests/data" "$bin/jupyter" execute --kernel_name=python3 "$(basename "$notebook")" >/dev/null 2>notebook.log \
         || { cat notebook.log >&2; echo "check_wheel: $(basename "$notebook") failed" >&2; exit 1; }
     echo "check_wheel: ran $(basename "$notebook")"
 done

@@ -139,3 +139,16 @@ def test_large_arrays_sample_a_subset_of_whole_chunks() -> None:
         [full[:, r : r + 32, c : c + 32].reshape(4, -1) for r in rows for c in cols], axis=1
     )
     np.testing.assert_array_equal(values, expected)
+
+
+def test_cube_written_to_zarr(cube, model_factory, tmp_path: Path) -> None:
+    """One Zarr chunk per date and computation chunk; georeference and values kept."""
+    sr = cube.geosr.upscale(model=geosr.load_model(model_factory(bands=4, scale=2)))
+    store = sr.geosr.to_raster(tmp_path / "cube.zarr")
+    with xr.open_zarr(store, mask_and_scale=False) as back:
+        values = back["band_data"]
+        assert values.dims == sr.dims and values.encoding["chunks"] == (1, 4, 192, 192)
+        assert list(back.time.values) == DATES
+        assert back.rio.crs == sr.rio.crs and back.rio.transform() == sr.rio.transform()
+        assert values.attrs["_FillValue"] == 0 and values.dtype == np.uint8
+        np.testing.assert_array_equal(values.values, sr.values)

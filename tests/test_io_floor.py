@@ -19,11 +19,8 @@ import pytest
 import rasterio
 import torch
 from rasterio.windows import Window
-from torch import nn
 
 import geosr
-from geosr.checkpoint import ModelMeta
-from geosr.models.config import GeneratorConfig
 from geosr.pipeline import (
     BandStats,
     TileRunner,
@@ -38,22 +35,7 @@ from geosr.pipeline import (
     to_output_dtype,
 )
 from tests.conftest import LANDSAT8, RGB_BYTE
-
-
-class Nearest(nn.Module):
-    """A generator that costs nothing: nearest-neighbour upsampling with geosr's metadata."""
-
-    def __init__(self, bands: int, scale: int) -> None:
-        super().__init__()
-        self.factor = scale
-        self.meta = ModelMeta(generator=GeneratorConfig(bands=bands, scale=scale), name="nearest")
-
-    def receptive_radius(self) -> int:
-        return 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.interpolate(x, scale_factor=self.factor, mode="nearest")
-
+from tests.generators import NearestGenerator as Nearest
 
 # --- the implementation before the fast paths (geosr 5899456), the reference -------------------
 
