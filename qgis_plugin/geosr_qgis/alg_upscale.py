@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
+    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
@@ -12,15 +13,23 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .algorithm import GeosrAlgorithm, raster_path, refuse_inputs_as_outputs, tr
+from .algorithm import GeosrAlgorithm, is_unset, raster_path, refuse_inputs_as_outputs, tr
 
-OUTPUT_EXTENSIONS = (".tif", ".tiff")
+GTIFF_EXTENSIONS = (".tif", ".tiff")
+ZARR_EXTENSION = ".zarr"
+ZARR_VARIABLE = "band_data"  # the array geosr writes in a Zarr store
+
+
+def zarr_layer_uri(store: str) -> str:
+    """The GDAL name of the raster in a Zarr store geosr wrote."""
+    return f'ZARR:"{store}":/{ZARR_VARIABLE}'
 
 
 class UpscaleAlgorithm(GeosrAlgorithm):
     """Run ``geosr upscale INPUT OUTPUT`` in geosr's own Python and load the result."""
 
     INPUT = "INPUT"
+    STACK = "STACK"
     MODEL = "MODEL"
     CHUNK_SIZE = "CHUNK_SIZE"
     DEVICE = "DEVICE"
@@ -33,7 +42,11 @@ class UpscaleAlgorithm(GeosrAlgorithm):
     HELP = (
         "Makes a raster's pixels smaller by the model's scale factor (for example 30 m to 15 m "
         "with a x2 model) with a super-resolution network (SRGAN).\n\n"
-        "The output is a GeoTIFF with the input's CRS, extent, band count, data type and "
+        "The input is one raster (a file, or a GDAL virtual file such as a COG added from a "
+        "URL: /vsicurl/https://...), or several single-band rasters on one grid stacked in "
+        "order (Single-band rasters to stack).\n\n"
+        "The output is a GeoTIFF, or a Zarr store for an output ending in .zarr, with the "
+        "input's CRS, extent, band count, data type and "
         "nodata; only the pixel size changes (divided by the scale). Large rasters are "
         "processed in overlapping chunks, so memory use stays bounded and no seams appear.\n\n"
         "The work runs in geosr's own Python environment: Plugins \u203a geosr \u203a Set up "
@@ -44,9 +57,18 @@ class UpscaleAlgorithm(GeosrAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         self.add(
-            QgsProcessingParameterRasterLayer(self.INPUT, tr("Input raster")),
-            "The raster to super-resolve: a file GDAL reads (GeoTIFF, JP2, ...), any band "
-            "count and data type the model accepts.",
+            QgsProcessingParameterRasterLayer(self.INPUT, tr("Input raster"), optional=True),
+            "The raster to super-resolve: a file GDAL reads (GeoTIFF, JP2, ...) or a GDAL "
+            "virtual file (/vsicurl/https://..., /vsis3/..., /vsizip/...), any band count and "
+            "data type the model accepts. Leave empty when stacking single-band rasters.",
+        )
+        self.add_rasters(
+            self.STACK,
+            "Single-band rasters to stack instead of the input",
+            "Single-band rasters on one grid (same CRS, extent and pixel size), stacked in this "
+            "order into one multi-band input; each band is named after its file (e.g. "
+            "B02.jp2 ... B04.jp2). Leave empty to use the input raster.",
+            optional=True,
         )
         self.add_model_file(
             self.MODEL,
@@ -72,37 +94,48 @@ class UpscaleAlgorithm(GeosrAlgorithm):
                 optional=True,
                 allowMultiple=True,
             ),
-            "Bands of the input to super-resolve, in this order. Empty: all bands.",
+            "Bands of the input raster to super-resolve, in this order. Empty: all bands. "
+            "Not used with stacked rasters: stack only the bands you want.",
             advanced=True,
         )
         self.add(
             QgsProcessingParameterBoolean(
                 self.COG, tr("Write a Cloud Optimized GeoTIFF"), defaultValue=False
             ),
-            "Write the output as a Cloud Optimized GeoTIFF (tiled, with overviews).",
+            "Write the output as a Cloud Optimized GeoTIFF (tiled, with overviews). Not "
+            "with a Zarr output.",
             advanced=True,
         )
         self.add(
             QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Super-resolved raster")),
-            "The GeoTIFF to write (.tif). It must not be the input. An existing file is "
-            "replaced only when the run succeeds.",
+            "The GeoTIFF to write (.tif), or a Zarr store (a folder, .zarr). It must not be "
+            "the input. An existing output is replaced only when the run succeeds.",
         )
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
-        source = raster_path(layer, tr("Input raster"))
+        sources, input_args = self.input_sources(parameters, context)
         output = self.output_path(parameters, self.OUTPUT, context)
-        refuse_inputs_as_outputs([source], [output])
-        if not output.lower().endswith(OUTPUT_EXTENSIONS):
+        refuse_inputs_as_outputs(sources, [output])
+        zarr = output.lower().endswith(ZARR_EXTENSION)
+        if not zarr and not output.lower().endswith(GTIFF_EXTENSIONS):
             raise QgsProcessingException(
                 tr(
-                    "geosr writes GeoTIFF; choose an output file ending in .tif, not {name}."
+                    "geosr writes GeoTIFF or Zarr; choose an output ending in .tif or .zarr, "
+                    "not {name}."
+                ).format(name=os.path.basename(output))
+            )
+        cog = self.parameterAsBoolean(parameters, self.COG, context)
+        if cog and zarr:
+            raise QgsProcessingException(
+                tr(
+                    "A Cloud Optimized GeoTIFF cannot be a Zarr store ({name}): untick 'Write a "
+                    "Cloud Optimized GeoTIFF' or choose an output ending in .tif."
                 ).format(name=os.path.basename(output))
             )
 
-        args = ["-m", "geosr", "upscale", source, output]
+        # INPUT OUTPUT (what every geosr release takes), or --stack F1 F2 ... -o OUTPUT
+        output_args = ["-o", output] if input_args[0] == "--stack" else [output]
+        args = ["-m", "geosr", "upscale", *input_args, *output_args]
         model = self.parameterAsFile(parameters, self.MODEL, context)
         if model:
             args += ["--model", model]
@@ -111,8 +144,58 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         if bands:
             args += ["--bands", ",".join(str(band) for band in bands)]
-        if self.parameterAsBoolean(parameters, self.COG, context):
+        if cog:
             args.append("--cog")
         args += ["--overwrite", "--progress", "jsonl", "--exit-on-stdin-eof"]
         self.run_command(args, feedback, outputs=[output])
+        if zarr:
+            skip_loading_zarr(context, output, feedback)
         return {self.OUTPUT: output}
+
+    def input_sources(self, parameters, context) -> tuple[list[str], list[str]]:
+        """The rasters read and their command-line arguments: ``[INPUT]`` or ``["--stack",
+        f1, f2, ...]``; refuse both or neither, and bands with a stack."""
+        stacked = bool(self.parameterAsLayerList(parameters, self.STACK, context))
+        single = not is_unset(parameters.get(self.INPUT))
+        if stacked == single:
+            raise QgsProcessingException(
+                tr(
+                    "Give either an input raster or single-band rasters to stack, not {what}: "
+                    "{fix}."
+                ).format(
+                    what=tr("both") if stacked else tr("neither"),
+                    fix=tr("empty one of them") if stacked else tr("choose one of them"),
+                )
+            )
+        if stacked:
+            if self.parameterAsInts(parameters, self.BANDS, context):
+                raise QgsProcessingException(
+                    tr(
+                        "Bands apply to the input raster, not to stacked rasters: leave Bands "
+                        "empty and stack only the single-band rasters you want, in order."
+                    )
+                )
+            sources = self.raster_sources(parameters, self.STACK, context, "raster to stack")
+            return sources, ["--stack", *sources]
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
+        source = raster_path(layer, tr("Input raster"))
+        return [source], [source]
+
+
+def skip_loading_zarr(context: QgsProcessingContext, store: str, feedback) -> None:
+    """A Zarr store is a folder that QGIS cannot add as one multi-band layer: leave it out of
+    the layers loaded on completion and say how to open it."""
+    if not context.willLoadLayerOnCompletion(store):
+        return
+    layers = context.layersToLoadOnCompletion()
+    layers.pop(store, None)
+    context.setLayersToLoadOnCompletion(layers)
+    feedback.pushInfo(
+        tr(
+            "The Zarr store {store} is not added to the map: QGIS opens a Zarr band as "
+            "Layer \u203a Add Raster Layer with the source {uri}:0 (band 1), or write a .tif "
+            "output to get one layer."
+        ).format(store=store, uri=zarr_layer_uri(store))
+    )

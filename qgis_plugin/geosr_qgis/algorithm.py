@@ -72,7 +72,9 @@ def refuse_inputs_as_outputs(sources: Sequence[str], outputs: Sequence[str]) -> 
 
 
 def raster_path(layer: QgsRasterLayer, what: str) -> str:
-    """Return the file a raster layer reads; refuse layers that are not GDAL files."""
+    """Return the dataset name a GDAL raster layer reads: an absolute file path, or a GDAL
+    virtual file name (``/vsicurl/https://...``, ``/vsizip/...``) passed on as is, since geosr
+    opens those itself. Refuse layers of other providers and local files that do not exist."""
     if layer.providerType() != "gdal":
         raise QgsProcessingException(
             tr(
@@ -82,6 +84,11 @@ def raster_path(layer: QgsRasterLayer, what: str) -> str:
         )
     parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
     path = parts.get("path") or layer.source().split("|")[0]
+    if not is_unset(parts.get("vsiPrefix")):  # /vsizip/archive.zip/inner.tif, split by QGIS
+        suffix = parts.get("vsiSuffix")
+        return parts["vsiPrefix"] + path + ("" if is_unset(suffix) else suffix)
+    if path.startswith("/vsi"):
+        return path
     if not os.path.isfile(path):
         raise QgsProcessingException(
             tr("{what} '{name}' is not a raster file on disk ({path}).").format(
@@ -147,11 +154,13 @@ class GeosrAlgorithm(QgsProcessingAlgorithm):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(parameter)
 
-    def add_rasters(self, name: str, description: str, help_text: str) -> None:
+    def add_rasters(
+        self, name: str, description: str, help_text: str, *, optional: bool = False
+    ) -> None:
         """A list of raster layers (read back with :meth:`raster_sources`)."""
         self.add(
             QgsProcessingParameterMultipleLayers(
-                name, tr(description), layerType=QgsProcessing.TypeRaster
+                name, tr(description), layerType=QgsProcessing.TypeRaster, optional=optional
             ),
             help_text,
         )

@@ -67,7 +67,7 @@ class GeosrProvider(QgsProcessingProvider):
             self.addAlgorithm(algorithm())
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802 - QGIS API
-        return ["tif"]
+        return ["tif", "zarr"]  # geosr:upscale writes GeoTIFF, or a Zarr store (a folder)
 
     def defaultRasterFileExtension(self):  # noqa: N802 - QGIS API
         return "tif"

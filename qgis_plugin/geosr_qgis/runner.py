@@ -21,6 +21,7 @@ import os
 import queue
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -90,14 +91,22 @@ class OutputGuard:
             after = self._signature(path)
             if after is not None and after != self._before[path]:
                 with contextlib.suppress(OSError):
-                    os.remove(path)
+                    remove(path)
                     removed.append(path)
             for sibling in self._temp_siblings(path):
                 if sibling not in self._siblings_before[path]:
                     with contextlib.suppress(OSError):
-                        os.remove(sibling)
+                        remove(sibling)
                         removed.append(sibling)
         return removed
+
+
+def remove(path: str) -> None:
+    """Delete a file, or a folder with its contents (a Zarr store is a folder)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
 
 
 def pump_lines(stream, name: str, lines: queue.Queue) -> None:

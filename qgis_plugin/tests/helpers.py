@@ -140,8 +140,13 @@ def qgis_process(env: dict[str, str], *args: str, timeout: float = 300):
 def run_json(
     env: dict[str, str], algorithm: str, *, timeout: float = 300, **parameters
 ) -> tuple[int, dict, str]:
-    """``qgis_process.bin --json run ALG --NAME=value ...``: (exit code, JSON or {}, stderr)."""
-    args = ["--json", "run", algorithm] + [f"--{key}={value}" for key, value in parameters.items()]
+    """``qgis_process.bin --json run ALG --NAME=value ...``: (exit code, JSON or {}, stderr).
+
+    A list value is given as the parameter repeated (``--NAME=a --NAME=b``), one per item."""
+    args = ["--json", "run", algorithm]
+    for key, value in parameters.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        args += [f"--{key}={item}" for item in values]
     done = qgis_process(env, *args, timeout=timeout)
     try:
         result = json.loads(done.stdout)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import zipfile
 
 import geosr_qgis
 import pytest
@@ -13,10 +14,12 @@ from geosr_qgis import environment
 from geosr_qgis.alg_evaluate import EvaluateAlgorithm
 from geosr_qgis.alg_train import TrainAlgorithm
 from geosr_qgis.alg_upscale import UpscaleAlgorithm
+from geosr_qgis.algorithm import raster_path
 from geosr_qgis.provider import GeosrProvider
 from helpers import ALGORITHM_IDS, PLUGIN_PARENT
 from qgis.core import (
     QgsApplication,
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -31,12 +34,14 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsRasterLayer,
     QgsSettings,
 )
 
 EXPECTED_PARAMETERS = {
     "geosr:upscale": {
         "INPUT": QgsProcessingParameterRasterLayer,
+        "STACK": QgsProcessingParameterMultipleLayers,
         "MODEL": QgsProcessingParameterFile,
         "DEVICE": QgsProcessingParameterEnum,
         "CHUNK_SIZE": QgsProcessingParameterNumber,
@@ -160,7 +165,35 @@ def test_upscale_parameter_details(provider):
     assert algorithm.parameterDefinition("BANDS").parentLayerParameterName() == "INPUT"
     output = algorithm.parameterDefinition("OUTPUT")
     assert output.defaultFileExtension() == "tif"
-    assert output.supportedOutputRasterLayerExtensions() == ["tif"]
+    assert output.supportedOutputRasterLayerExtensions() == ["tif", "zarr"]
+    assert "*.zarr" in output.createFileFilter()
+    for name in ("INPUT", "STACK"):
+        assert (
+            algorithm.parameterDefinition(name).flags()
+            & QgsProcessingParameterDefinition.FlagOptional
+        )
+    stack = algorithm.parameterDefinition("STACK")
+    assert stack.layerType() == QgsProcessing.TypeRaster
+    assert not stack.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+
+
+def test_vsi_layers_pass_through_as_gdal_names(provider, scenes, tmp_path):
+    """A layer read through a GDAL virtual file system is given to geosr under its /vsi name;
+    a local file that does not exist is still refused."""
+    archive = tmp_path / "crop.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(scenes["rgb"], "crop.tif")
+    name = f"/vsizip/{archive}/crop.tif"
+    layer = QgsRasterLayer(name, "zipped", "gdal")
+    assert layer.isValid()
+    assert raster_path(layer, "Input raster") == name
+    remote = QgsRasterLayer("/vsicurl/https://example.invalid/scene.tif", "remote", "gdal")
+    assert raster_path(remote, "Input raster") == "/vsicurl/https://example.invalid/scene.tif"
+    local = QgsRasterLayer(str(scenes["rgb"]), "local", "gdal")
+    assert raster_path(local, "Input raster") == str(scenes["rgb"])
+    missing = QgsRasterLayer(str(tmp_path / "gone.tif"), "gone", "gdal")
+    with pytest.raises(QgsProcessingException, match="not a raster file on disk"):
+        raster_path(missing, "Input raster")
 
 
 def test_train_and_evaluate_parameter_details(provider):

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import pytest
-from helpers import ALGORITHM_IDS, assert_clean_failure, leftovers, qgis_process, run_json, upscale
+from helpers import (
+    ALGORITHM_IDS,
+    DATA,
+    assert_clean_failure,
+    assert_same_georeference,
+    leftovers,
+    qgis_process,
+    run_json,
+    upscale,
+)
+
+BANDS = ("B2", "B3", "B4", "B5")
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +107,117 @@ def test_missing_model_file_fails_cleanly(qgis_env, scenes, work):
     )
     assert_clean_failure(code, stderr, "no-such-model")
     assert leftovers(output) == []
+
+
+STACK_BANDS = [DATA / "landsat8_lc80200392015216" / "original" / f"l8_{b}.tif" for b in BANDS]
+
+
+def test_upscale_stacks_single_band_rasters(qgis_env, models, gdal, work):
+    """Four single-band Landsat files on one grid -> one 4-band output named after them."""
+    output = work / "stack_x2.tif"
+    code, result, stderr = run_json(
+        qgis_env,
+        "geosr:upscale",
+        STACK=STACK_BANDS,
+        MODEL=models["bands4"],
+        CHUNK_SIZE=64,
+        DEVICE="cpu",
+        OUTPUT=output,
+    )
+    assert code == 0, stderr
+    assert result["results"]["OUTPUT"] == str(output)
+    src, out = gdal.Open(str(STACK_BANDS[0])), gdal.Open(str(output))
+    assert out.RasterCount == 4
+    assert (out.RasterXSize, out.RasterYSize) == (src.RasterXSize * 2, src.RasterYSize * 2)
+    assert [out.GetRasterBand(i).GetDescription() for i in range(1, 5)] == [
+        f"l8_{b}" for b in BANDS
+    ]
+    assert out.GetGeoTransform()[1] == src.GetGeoTransform()[1] / 2
+
+
+def test_upscale_reads_a_gdal_virtual_file(qgis_env, scenes, models, gdal, work):
+    """A raster inside a ZIP, as /vsizip/: passed to geosr as is, output as from the file."""
+    archive = work / "rgb_crop.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(scenes["rgb"], "crop.tif")
+    name = f"/vsizip/{archive}/crop.tif"
+    output = work / "vsizip_x2.tif"
+    # a project holding the layer, as in QGIS desktop (qgis_process loads no /vsi name itself)
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    project = QgsProject()
+    layer = QgsRasterLayer(name, "zipped_crop", "gdal")
+    assert layer.isValid()
+    project.addMapLayer(layer)
+    assert project.write(str(work / "vsizip.qgs"))
+    code, result, stderr = run_json(
+        qgis_env,
+        "geosr:upscale",
+        PROJECT_PATH=work / "vsizip.qgs",
+        INPUT=layer.id(),
+        MODEL=models["shared"],
+        CHUNK_SIZE=64,
+        DEVICE="cpu",
+        OUTPUT=output,
+    )
+    assert code == 0, stderr
+    _src, out = assert_same_georeference(gdal, name, output, 2)
+    assert name in "\n".join(result["log"]["info"])  # the command line geosr ran
+    direct = work / "direct_x2.tif"
+    upscale(qgis_env, gdal, scenes["rgb"], direct, 2, MODEL=models["shared"], CHUNK_SIZE=64)
+    reference = gdal.Open(str(direct))
+    for index in (1, 2, 3):
+        a = out.GetRasterBand(index).ReadAsArray()
+        b = reference.GetRasterBand(index).ReadAsArray()
+        assert (a == b).all()
+
+
+def test_upscale_writes_a_zarr_store(qgis_env, scenes, models, gdal, work):
+    output = work / "landsat8_x2.zarr"
+    code, result, stderr = run_json(
+        qgis_env,
+        "geosr:upscale",
+        INPUT=scenes["landsat8"],
+        MODEL=models["bands4"],
+        CHUNK_SIZE=64,
+        DEVICE="cpu",
+        OUTPUT=output,
+    )
+    assert code == 0, stderr
+    assert result["results"]["OUTPUT"] == str(output)
+    assert output.is_dir()
+    assert (output / ".zgroup").is_file()
+    assert (output / "band_data").is_dir()
+    assert not [p for p in work.iterdir() if p.name.startswith(".landsat8_x2.")]
+    array = (
+        gdal.OpenEx(str(output), gdal.OF_MULTIDIM_RASTER).GetRootGroup().OpenMDArray("band_data")
+    )
+    src = gdal.Open(str(scenes["landsat8"]))
+    shape = [dimension.GetSize() for dimension in array.GetDimensions()]
+    assert shape == [4, src.RasterYSize * 2, src.RasterXSize * 2]
+
+
+@pytest.mark.parametrize(
+    "case, needles",
+    [
+        ("both", ["not both", "empty one of them"]),
+        ("neither", ["not neither", "choose one of them"]),
+        ("cog_zarr", ["Cloud Optimized GeoTIFF cannot be a Zarr store", ".tif"]),
+        ("bands_stack", ["leave Bands empty"]),
+    ],
+)
+def test_upscale_refuses_contradictory_inputs(qgis_env, scenes, models, work, case, needles):
+    output = work / f"refused_{case}.tif"
+    parameters = {
+        "both": {"INPUT": scenes["landsat8"], "STACK": STACK_BANDS[0]},
+        "neither": {},
+        "cog_zarr": {"INPUT": scenes["landsat8"], "COG": "true"},
+        "bands_stack": {"STACK": STACK_BANDS, "BANDS": "1"},
+    }[case]
+    if case == "cog_zarr":
+        output = output.with_suffix(".zarr")
+    code, _, stderr = run_json(
+        qgis_env, "geosr:upscale", MODEL=models["bands4"], OUTPUT=output, **parameters
+    )
+    assert_clean_failure(code, stderr, *needles)
+    assert not output.exists()
