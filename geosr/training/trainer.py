@@ -12,7 +12,7 @@ from geosr.data import BatchStream, PatchSample, TrainingData, prepare_data
 from geosr.errors import ConfigError
 from geosr.losses import GeneratorLoss
 from geosr.training.config import TrainConfig
-from geosr.training.distributed import Dist, hardware, init_distributed, pick_device
+from geosr.training.distributed import Dist, barrier, hardware, init_distributed, pick_device
 from geosr.training.loop import TrainingLoop
 from geosr.training.networks import Networks, initial_generator
 from geosr.training.records import Records, validate
@@ -71,7 +71,13 @@ class Trainer:
             saved = None
             if self.dist.main and self.step > 0:
                 saved = self.save_model("last.safetensors")  # the step before is still good
-            raise TrainingError(exc.explain(self.step + 1, saved)) from None
+            message = exc.explain(self.step + 1, saved)
+            if self.dist.world > 1:
+                # every process says why it stops before any exits: torchrun ends the others
+                # as soon as one exits, which can cut their own error line short
+                log.warning("process %d stops: %s", self.dist.rank, message)
+                barrier(self.dist)
+            raise TrainingError(message) from None
 
     def validate(self) -> dict[str, float]:
         return validate(self.nets.ema.model, self.data.val, self.config.scale, self.device)
