@@ -176,3 +176,13 @@ def test_distributed_cluster_writes_the_same_mask(model_factory, tmp_path: Path)
         rasterio.enums.MaskFlags.per_dataset
     ]
     assert not Path(f"{dist}.msk").exists()
+
+
+def test_mask_of_another_size_is_refused(model_factory, tmp_path: Path) -> None:
+    data, mask, profile = _scene()
+    masked = write_masked(tmp_path / "masked.tif", data, mask, profile, internal=True)
+    model = geosr.load_model(model_factory(bands=3, scale=2))
+    with pytest.raises(geosr.InputError) as info:
+        geosr.upscale_dataarray(rioxarray.open_rasterio(masked), model, mask=mask[1:, :])
+    assert "\n" not in str(info.value) and "pass a (y, x) mask of the same size" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masked.tif"]
