@@ -1,4 +1,5 @@
-"""geosr benchmarks: pipeline overhead, memory, halo cost, baselines, scaling, training speed.
+"""geosr benchmarks: pipeline overhead, memory, halo cost, baselines, scaling, training speed,
+generator layouts.
 
 Every number is a ratio against a baseline measured in the same run, on the same machine:
 
@@ -21,6 +22,16 @@ Sections:
     zarr-scaling  the same, writing a Zarr store (geosr.zarr_store.write_zarr: each worker
               writes its own chunks, no lock): LocalCluster worker processes, one thread each.
     training  steps/s of the default training configurations.
+    model     the generator layouts on the CPU: one forward pass of the 0.x layout
+              (PRESETS["compact"]: conv + pixel shuffle x2 stages, 9x9 tail at HR resolution) vs
+              the new one (PRESETS["fast"]: 3x3 tail at LR resolution + one pixel shuffle),
+              band-shared x4 on 4 single-band 256x256 tiles of a real NAIP crop (one batch
+              of 4, and 4 batches of 1 as the CPU pipeline runs them), per output pixel;
+              then geosr.upscale of that 4-band crop with each (consistency on; the 0.x
+              srgan file vs the bundled srresnet, or a saved fast-layout model with random
+              weights while srresnet still has the old layout), and the x8 self-ensemble
+              (tta=True) vs off with the new one. Old and new runs alternate:
+              python benchmarks/run.py --only model
     gpu       CUDA only: the generator's forward throughput on the device (fp32, fp16, bf16),
               the whole pipeline's throughput and overhead ratio, and how far half precision
               moves the output (in DN) from fp32; on a mosaic of the whole scene.
@@ -67,8 +78,13 @@ SECTIONS = (
     "scaling",
     "zarr-scaling",
     "training",
+    "model",
     "gpu",
 )
+#: a real 4-band scene (NAIP RGBN, uint8, 256 x 256): the crop committed with the tests
+NAIP = TEST_DATA / "naip_nd_m4709963" / "m_4709963_se_14_1_20190904.tif"
+#: the bundled model of geosr 0.x (compact layout), kept with the tests
+OLD_MODEL = TEST_DATA / "models" / "srgan-0.x.safetensors"
 
 
 def timed(fn, repeat: int = 1) -> float:
@@ -580,6 +596,105 @@ def bench_training(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "generator": "compact (32 ch, 8 blocks)",
         }
     return results
+
+
+def _fast_model(work: Path) -> tuple[Path, str]:
+    """A saved model of the new layout: the bundled ``srresnet`` once it has it, else one with
+    random weights (speed does not depend on the weights) and srresnet's metadata otherwise."""
+    import geosr
+    from geosr.checkpoint import resolve_model_path
+    from geosr.models import PRESETS
+
+    bundled = geosr.read_meta("srresnet")
+    if bundled.generator.upsampler == PRESETS["fast"]["upsampler"]:
+        return resolve_model_path("srresnet"), "bundled srresnet"
+    torch.manual_seed(0)
+    model = geosr.build_model(bands=None, scale=bundled.scale, preset="fast")
+    path = work / "fast.safetensors"
+    geosr.save_model(model, path, name="fast-random", normalization=bundled.normalization)
+    return path, "fast layout, random weights (the bundled srresnet is still the old layout)"
+
+
+def bench_model(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The old (compact) and new (fast) generator layouts, bare forward and whole pipeline."""
+    import geosr
+
+    # 1. one forward pass, band-shared x4, 4 single-band 256x256 tiles of a real scene
+    with rasterio.open(NAIP) as src:
+        lr = src.read(window=Window(0, 0, 256, 256))
+    x = torch.from_numpy(lr.astype(np.float32) / 255)[:, None]  # (4, 1, 256, 256)
+    nets = {}
+    for name in ("compact", "fast"):
+        torch.manual_seed(0)
+        nets[name] = geosr.build_model(bands=None, scale=4, preset=name).eval()
+    scale = nets["fast"].meta.scale
+    output_pixels = x.shape[0] * (x.shape[2] * scale) * (x.shape[3] * scale)
+    forward_runs: dict[str, Callable[[], None]] = {}
+    for name, net in nets.items():
+
+        def batch4(net=net) -> None:
+            with torch.inference_mode():
+                net(x)
+
+        def batch1(net=net) -> None:  # as the CPU pipeline runs (batch_size 1: band by band)
+            with torch.inference_mode():
+                for band in x:
+                    net(band[None])
+
+        batch4()  # warm-up: first allocations, oneDNN kernel choice
+        batch1()
+        forward_runs[f"{name}_batch4"], forward_runs[f"{name}_batch1"] = batch4, batch1
+    best = _interleaved(forward_runs, max(args.repeat, 3))
+    forward_result: dict[str, Any] = {
+        "input": f"NAIP RGBN crop as {x.shape[0]} single-band 256x256 tiles, x{scale}: one "
+        "batch of 4, and 4 batches of 1 (the CPU pipeline's default batch_size)",
+        **{
+            f"{name}_params": sum(p.numel() for p in net.parameters()) for name, net in nets.items()
+        },
+    }
+    for batch in ("batch4", "batch1"):
+        old, new = best[f"compact_{batch}"][0], best[f"fast_{batch}"][0]
+        forward_result[batch] = {
+            "compact_s": round(old, 3),
+            "fast_s": round(new, 3),
+            "compact_ns_per_output_pixel": round(old / output_pixels * 1e9, 1),
+            "fast_ns_per_output_pixel": round(new / output_pixels * 1e9, 1),
+            "speedup_old_over_new": round(old / new, 2),
+        }
+    forward_result["target"] = "speedup >= 2x"
+
+    # 2. the whole pipeline on the same real 4-band scene, consistency on
+    fast_path, fast_source = _fast_model(work)
+
+    def pipeline(model: Path, tta: bool = False) -> Callable[[], None]:
+        return lambda: geosr.upscale(
+            NAIP, work / "model_bench.tif", model=model, overwrite=True, consistency=True, tta=tta
+        )
+
+    pipeline_runs = {"old": pipeline(OLD_MODEL), "new": pipeline(fast_path)}
+    for run in pipeline_runs.values():
+        run()  # warm-up: loads and caches the model file
+    best_pipeline = _interleaved(pipeline_runs, args.repeat)
+    tta_runs = {"off": pipeline(fast_path), "tta": pipeline(fast_path, tta=True)}
+    tta_runs["tta"]()  # warm-up
+    best_tta = _interleaved(tta_runs, args.repeat)
+    return {
+        "forward": forward_result,
+        "pipeline": {
+            "scene": f"{NAIP.name} (NAIP RGBN, 4 x 256 x 256 uint8), consistency on",
+            "old_model": OLD_MODEL.name,
+            "new_model": fast_source,
+            "old_s": round(best_pipeline["old"][0], 3),
+            "new_s": round(best_pipeline["new"][0], 3),
+            "speedup_old_over_new": round(best_pipeline["old"][0] / best_pipeline["new"][0], 2),
+        },
+        "tta_new_model": {
+            "off_s": round(best_tta["off"][0], 3),
+            "tta_x8_s": round(best_tta["tta"][0], 3),
+            "ratio_tta_over_off": round(best_tta["tta"][0] / best_tta["off"][0], 2),
+            "expected": "about 8x the network time",
+        },
+    }
 
 
 def main() -> None:

@@ -7,8 +7,10 @@ header key ``"geosr"`` as one JSON document described by :class:`ModelMeta`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import os
 import pickletools
 import struct
@@ -35,6 +37,8 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: Names users may pass instead of a path; ``default`` is the bundled SRGAN.
 ALIASES = {"default": "srgan"}
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
+#: Tensor-name prefix of the fidelity (PSNR) endpoint in a file that carries a strength dial.
+FIDELITY_PREFIX = "fidelity."
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,9 @@ class ModelMeta:
         value_range: (low, high) of the raster values the model was trained on.
         trained_on: free-form provenance (scenes, sensors, degradation, steps, hardware).
         name, description: shown by ``geosr info``.
+        default_strength: set when the file carries two endpoints, the PSNR model
+            (strength 0) and its GAN fine-tune (strength 1): the strength used when none is
+            asked for. None: one set of weights, no strength dial.
     """
 
     generator: GeneratorConfig
@@ -95,6 +102,7 @@ class ModelMeta:
     trained_on: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
     description: str | None = None
+    default_strength: float | None = None
 
     @property
     def scale(self) -> int:
@@ -151,6 +159,11 @@ class ModelMeta:
             lines.append(f"value range:   {self.value_range[0]:g} to {self.value_range[1]:g}")
         if self.description:
             lines.append(f"description:   {self.description}")
+        if self.default_strength is not None:
+            lines.append(
+                f"strength:      0 (fidelity, the PSNR model) to 1 (texture, the GAN endpoint); "
+                f"default {self.default_strength:g}"
+            )
         for key, value in self.trained_on.items():
             lines.append(f"trained on:    {key}: {value}")
         return "\n".join(lines)
@@ -170,7 +183,8 @@ def build_model(
             works on any band count.
         scale: 2, 4 or 8.
         arch: generator architecture (``"srresnet"``).
-        preset: ``"paper"`` (64 channels, 16 blocks, BN) or ``"compact"`` (32, 8, no BN).
+        preset: ``"fast"`` (48 channels, 7 blocks, reconstruction at LR resolution: the bundled
+            models), ``"compact"`` (32, 8, no BN) or ``"paper"`` (64 channels, 16 blocks, BN).
         **config: any :class:`~geosr.models.GeneratorConfig` field, overriding the preset.
 
     Example:
@@ -208,22 +222,112 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], **meta_updates: A
     """Write a generator and its metadata to one ``.safetensors`` file, atomically.
 
     Keyword arguments replace fields of ``model.meta`` in the file (e.g. ``normalization=``,
-    ``trained_on=``, ``name=``) without changing the model object.
+    ``trained_on=``, ``name=``) without changing the model object. A model with a strength
+    dial (:func:`with_endpoints`, or loaded from such a file) is saved with both endpoints.
     """
     meta = model_meta(model)
     if meta_updates:
         meta = replace(meta, **meta_updates)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    endpoints = getattr(model, "endpoints", None)
+    if endpoints is None:
+        tensors = _cpu_tensors(model.state_dict())
+    else:
+        fidelity, texture = endpoints
+        tensors = {
+            **_cpu_tensors(texture),
+            **{FIDELITY_PREFIX + k: v for k, v in _cpu_tensors(fidelity).items()},
+        }
     return save_tensors(path, tensors, {METADATA_KEY: meta.to_dict()})
 
 
-def load_model(path_or_name: str | os.PathLike[str] = "default") -> nn.Module:
+def _cpu_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def load_model(
+    path_or_name: str | os.PathLike[str] = "default", strength: float | None = None
+) -> nn.Module:
     """Load a generator from a ``.safetensors`` file or a bundled model name.
 
     Never unpickles: a ``torch.save`` file is refused with an explanation. The model comes
     back in eval mode on the CPU with ``model.meta`` set.
+
+    Args:
+        path_or_name: a ``.safetensors`` file or a bundled name (``"default"``, ``"srgan"``).
+        strength: for a model with a strength dial (``srgan``), 0 (the PSNR model) to 1 (the
+            GAN endpoint); values between interpolate the two networks' weights (ESRGAN's
+            network interpolation). Default: the model's ``default_strength``. A model
+            without a dial refuses a strength.
     """
     path = resolve_model_path(path_or_name)
+    stat = path.stat()
+    meta, weights, endpoints = _load_weights(path, (stat.st_mtime_ns, stat.st_size), strength)
+    model = build_generator(meta.generator)
+    model.load_state_dict(weights, strict=True)  # copies: the cached tensors stay untouched
+    model.meta = meta
+    model.endpoints = endpoints
+    model.strength = None if endpoints is None else _strength_or_default(meta, strength)
+    return model.eval()
+
+
+def with_strength(model: nn.Module, strength: float | None) -> nn.Module:
+    """``model`` at another ``strength`` (a new module; ``None`` returns ``model`` itself)."""
+    if strength is None:
+        return model
+    meta = model_meta(model)
+    endpoints = getattr(model, "endpoints", None)
+    if endpoints is None:
+        raise ModelError(_no_dial_message(meta.name or "this model"))
+    strength = check_strength(strength)
+    result = build_generator(meta.generator)
+    result.load_state_dict(interpolate_states(*endpoints, strength))
+    result.meta, result.endpoints, result.strength = meta, endpoints, strength
+    return result.eval()
+
+
+def with_endpoints(fidelity: nn.Module, texture: nn.Module, default_strength: float) -> nn.Module:
+    """One model with a strength dial from a PSNR model and its GAN fine-tune: strength 0 is
+    ``fidelity``, 1 is ``texture``. It carries ``texture``'s metadata and runs at
+    ``default_strength``; :func:`save_model` writes both endpoints to one file."""
+    a, b = model_meta(fidelity), model_meta(texture)
+    _check_interpolable(a, b)
+    endpoints = (_cpu_tensors(fidelity.state_dict()), _cpu_tensors(texture.state_dict()))
+    dial = build_generator(b.generator)
+    dial.meta = replace(b, default_strength=check_strength(default_strength))
+    dial.endpoints = endpoints
+    return with_strength(dial, default_strength)
+
+
+def check_strength(strength: Any) -> float:
+    """A strength as a float in [0, 1], or a one-line error."""
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise ModelError(
+            f"strength must be a number from 0 (fidelity) to 1 (texture), got {strength!r}"
+        )
+    return value
+
+
+def interpolate_states(
+    fidelity: Mapping[str, torch.Tensor], texture: Mapping[str, torch.Tensor], strength: float
+) -> dict[str, torch.Tensor]:
+    """``(1 - strength) * fidelity + strength * texture``, key by key (integer tensors such as
+    BN counters are ``texture``'s)."""
+    return {
+        k: (1.0 - strength) * fidelity[k] + strength * v if v.is_floating_point() else v
+        for k, v in texture.items()
+    }
+
+
+@functools.lru_cache(maxsize=16)
+def _load_weights(
+    path: Path, stamp: tuple[int, int], strength: float | None
+) -> tuple[ModelMeta, dict[str, torch.Tensor], tuple[dict, dict] | None]:
+    """Metadata, weights at ``strength`` and the endpoints of a file, read and interpolated
+    once per (file version, strength): ``stamp`` is its mtime and size."""
     tensors, metadata = load_tensors(path)
     if METADATA_KEY not in metadata:
         raise CheckpointError(
@@ -236,25 +340,53 @@ def load_model(path_or_name: str | os.PathLike[str] = "default") -> nn.Module:
         raise CheckpointError(
             f"{path} has invalid geosr metadata ({exc}); re-export the model"
         ) from None
-    model = build_generator(meta.generator)
-    missing, unexpected = _compare_keys(model.state_dict(), tensors)
+    fidelity = {
+        k[len(FIDELITY_PREFIX) :]: v for k, v in tensors.items() if k.startswith(FIDELITY_PREFIX)
+    }
+    texture = {k: v for k, v in tensors.items() if not k.startswith(FIDELITY_PREFIX)}
+    expected = build_generator(meta.generator).state_dict()
+    _check_weights(path, expected, texture)
+    if meta.default_strength is None:
+        if fidelity:
+            raise CheckpointError(
+                f"{path} holds fidelity weights but no default_strength; re-export the model"
+            )
+        if strength is not None:
+            raise ModelError(_no_dial_message(meta.name or path.name))
+        return meta, texture, None
+    _check_weights(path, expected, fidelity)
+    weights = interpolate_states(fidelity, texture, _strength_or_default(meta, strength))
+    return meta, weights, (fidelity, texture)
+
+
+def _strength_or_default(meta: ModelMeta, strength: float | None) -> float:
+    return check_strength(meta.default_strength if strength is None else strength)
+
+
+def _no_dial_message(name: str) -> str:
+    return (
+        f"model {name} has no GAN endpoint, so it has no strength to set; leave out "
+        "strength, or use a model with a strength dial such as 'srgan'"
+    )
+
+
+def _check_weights(
+    path: Path, expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]
+) -> None:
+    missing, unexpected = _compare_keys(expected, found)
     if missing or unexpected:
         raise CheckpointError(
             f"{path}: weights do not match the architecture in its metadata "
             f"(missing {len(missing)}: {', '.join(missing[:3])}; unexpected {len(unexpected)}: "
             f"{', '.join(unexpected[:3])}); re-export the model with geosr.save_model"
         )
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise CheckpointError(
-            f"{path}: weights do not match the architecture in its metadata ({first}); "
-            "re-export the model with geosr.save_model"
-        ) from None
-    model.meta = meta
-    model.eval()
-    return model
+    for key, tensor in expected.items():
+        if found[key].shape != tensor.shape:
+            raise CheckpointError(
+                f"{path}: weights do not match the architecture in its metadata ({key} is "
+                f"{tuple(found[key].shape)}, expected {tuple(tensor.shape)}); "
+                "re-export the model with geosr.save_model"
+            )
 
 
 def read_meta(path_or_name: str | os.PathLike[str]) -> ModelMeta:
@@ -276,26 +408,26 @@ def interpolate_models(fidelity: nn.Module, texture: nn.Module, alpha: float) ->
     if not 0.0 <= alpha <= 1.0:
         raise ModelError(f"alpha must be between 0 and 1, got {alpha}")
     a, b = model_meta(fidelity), model_meta(texture)
+    _check_interpolable(a, b)
+    blended = build_generator(b.generator)
+    blended.load_state_dict(
+        interpolate_states(fidelity.state_dict(), texture.state_dict(), 1.0 - alpha)
+    )
+    trained_on = {
+        **b.trained_on,
+        "interpolation": {"alpha": alpha, "fidelity_model": a.name, "texture_model": b.name},
+    }
+    blended.meta = replace(b, trained_on=trained_on, default_strength=None)
+    return blended.eval()
+
+
+def _check_interpolable(a: ModelMeta, b: ModelMeta) -> None:
     if a.generator != b.generator or a.band_shared != b.band_shared:
         raise ModelError("only generators of the same architecture can be interpolated")
     if a.normalization != b.normalization:
         raise ModelError(
             "the two models normalise their inputs differently; interpolate models from one training run"
         )
-    state_a, state_b = fidelity.state_dict(), texture.state_dict()
-    blended = build_generator(b.generator)
-    blended.load_state_dict(
-        {
-            k: alpha * state_a[k] + (1 - alpha) * v if v.is_floating_point() else v  # BN counters
-            for k, v in state_b.items()
-        }
-    )
-    trained_on = {
-        **b.trained_on,
-        "interpolation": {"alpha": alpha, "fidelity_model": a.name, "texture_model": b.name},
-    }
-    blended.meta = replace(b, trained_on=trained_on)
-    return blended.eval()
 
 
 def bundled_models() -> list[str]:

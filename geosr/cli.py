@@ -33,6 +33,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _strength(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
 def _band_list(text: str) -> list[int]:
     try:
         bands = [int(part) for part in text.split(",") if part.strip()]
@@ -108,6 +118,17 @@ def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
         "default output FIRST_stack_x<scale>.tif)",
     )
     _add_model_option(up)
+    up.add_argument(
+        "--strength",
+        type=_strength,
+        help="texture of a model with a strength dial (srgan): 0 its PSNR model (fidelity) to "
+        "1 its GAN endpoint (default: the model's, see geosr info srgan)",
+    )
+    up.add_argument(
+        "--tta",
+        action="store_true",
+        help="x8 self-ensemble: average the flipped and rotated outputs (8x slower, higher PSNR)",
+    )
     up.add_argument("--scale", type=int, help="expected scale; refused if the model does another")
     up.add_argument(
         "--bands", type=_band_list, help="1-based bands to process, e.g. 4,3,2 (default all)"
@@ -165,14 +186,31 @@ def _evaluate_arguments(sub: Any) -> argparse.ArgumentParser:
         description=(
             "Degrade HR scenes as training does (or take LR/HR pairs), super-resolve them through "
             "the same pipeline as 'geosr upscale', and report PSNR, SSIM, SAM, ERGAS, UIQI, "
-            "high-frequency energy and LR consistency for the model, bicubic and Lanczos. "
-            "Example: geosr evaluate --model runs/gan/best.safetensors --scale 4 holdout/*.tif "
-            "--json report.json --figure report.png"
+            "texture (gradient and high-frequency power ratios), LR consistency and time for "
+            "the model, bicubic and Lanczos. Examples: geosr evaluate --model "
+            "runs/gan/best.safetensors --scale 4 holdout/*.tif --json report.json --figure "
+            "report.png; geosr evaluate --model srgan --strength 0 0.5 1 --html report.html "
+            "scenes/*.tif"
         ),
     )
     ev.add_argument("scenes", type=Path, nargs="*", help="HR reference scenes")
     _add_model_option(ev)
     ev.add_argument("--scale", type=int, help="expected scale; refused if the model does another")
+    ev.add_argument(
+        "--strength",
+        nargs="+",
+        type=_strength,
+        dest="strengths",
+        metavar="S",
+        help="score a model with a strength dial (srgan) at each strength from 0 (its PSNR "
+        "model) to 1 (its GAN endpoint), e.g. --strength 0 0.5 1 (default: once, at the "
+        "model's own strength; end the list with another option or give the scenes first)",
+    )
+    ev.add_argument(
+        "--tta",
+        action="store_true",
+        help="also score the model with the x8 self-ensemble (methods '... +tta'; 8x slower)",
+    )
     ev.add_argument(
         "--pair",
         nargs=2,
@@ -217,9 +255,15 @@ def _evaluate_arguments(sub: Any) -> argparse.ArgumentParser:
 
 def _add_report_options(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--json", type=Path, dest="json_path", help="write the full report as JSON")
-    ev.add_argument("--figure", type=Path, help="write a PNG of LR, bicubic, model and HR crops")
     ev.add_argument(
-        "--html", type=Path, dest="html_path", help="write an HTML report (table and figure)"
+        "--figure", type=Path, help="write a PNG of LR, bicubic, model and HR centre crops"
+    )
+    ev.add_argument(
+        "--html",
+        type=Path,
+        dest="html_path",
+        help="write an HTML report: the table, PSNR against texture across strength, zoomed "
+        "crops of the most textured areas and the figure",
     )
 
 
@@ -242,13 +286,21 @@ def _blend_arguments(sub: Any) -> argparse.ArgumentParser:
         help="interpolate a PSNR model and its GAN fine-tune (ESRGAN network interpolation)",
         description=(
             "Write ALPHA * FIDELITY + (1 - ALPHA) * TEXTURE weights as a new model: more ALPHA, more "
-            "fidelity; less, more texture. Example: geosr blend runs/psnr/best.safetensors "
-            "runs/gan/best.safetensors --alpha 0.5 --out blended.safetensors"
+            "fidelity; less, more texture. Or, with --default-strength, keep both networks in one "
+            "model with a strength dial (0: FIDELITY, 1: TEXTURE, interpolated at load). "
+            "Example: geosr blend runs/psnr/best.safetensors runs/gan/best.safetensors "
+            "--default-strength 0.8 --out dial.safetensors"
         ),
     )
     blend.add_argument("fidelity", help="the PSNR-oriented model (.safetensors or bundled name)")
     blend.add_argument("texture", help="the GAN model fine-tuned from it")
-    blend.add_argument("--alpha", type=float, required=True, help="weight of FIDELITY, 0 to 1")
+    how = blend.add_mutually_exclusive_group(required=True)
+    how.add_argument("--alpha", type=float, help="weight of FIDELITY, 0 to 1: one fixed blend")
+    how.add_argument(
+        "--default-strength",
+        type=_strength,
+        help="write a model with a strength dial, running at this strength unless told otherwise",
+    )
     blend.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     blend.add_argument("--name", help="model name stored in the output")
     blend.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -294,6 +346,8 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         consistency=not args.no_consistency,
+        strength=args.strength,
+        tta=args.tta,
         cog=args.cog,
         overwrite=args.overwrite,
         progress=callback,
@@ -344,6 +398,8 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
             args.scenes,
             args.model,
             scale=args.scale,
+            strengths=args.strengths,
+            tta=args.tta,
             pairs=[tuple(p) for p in args.pair],
             degradations=args.degradation,
             max_size=args.max_size,
@@ -392,13 +448,15 @@ def _cmd_demo(args: argparse.Namespace, events: EventStream) -> int:
 
 def _cmd_blend(args: argparse.Namespace, events: EventStream) -> int:
     import geosr
-    from geosr.checkpoint import interpolate_models
+    from geosr.checkpoint import interpolate_models, with_endpoints
 
     if args.out.exists() and not args.overwrite:
         raise geosr.OutputExistsError(f"{args.out} already exists; pass --overwrite to replace it")
-    model = interpolate_models(
-        geosr.load_model(args.fidelity), geosr.load_model(args.texture), args.alpha
-    )
+    fidelity, texture = geosr.load_model(args.fidelity), geosr.load_model(args.texture)
+    if args.default_strength is not None:
+        model = with_endpoints(fidelity, texture, args.default_strength)
+    else:
+        model = interpolate_models(fidelity, texture, args.alpha)
     updates = {"name": args.name} if args.name else {}
     print(geosr.save_model(model, args.out, **updates))
     return 0

@@ -32,7 +32,7 @@ import xarray as xr
 from affine import Affine
 from torch import nn
 
-from geosr.checkpoint import ALIASES, ModelMeta, load_model, model_meta
+from geosr.checkpoint import ALIASES, ModelMeta, load_model, model_meta, with_strength
 from geosr.choices import PRECISIONS
 from geosr.errors import (
     BandMismatchError,
@@ -86,12 +86,33 @@ _DEVICE_LOCKS_GUARD = threading.Lock()
 # --- models and devices -------------------------------------------------------------------------
 
 
-def resolve_model(model: str | os.PathLike[str] | nn.Module) -> nn.Module:
-    """A loaded generator from a module, a ``.safetensors`` path or a bundled model name."""
+def resolve_model(
+    model: str | os.PathLike[str] | nn.Module, strength: float | None = None
+) -> nn.Module:
+    """A loaded generator from a module, a ``.safetensors`` path or a bundled model name, at
+    ``strength`` when given (models with a strength dial only; see :func:`geosr.load_model`)."""
     if isinstance(model, nn.Module):
         model_meta(model)  # raises if it carries no metadata
-        return model
-    return load_model(model)
+        return with_strength(model, strength)
+    return load_model(model, strength)
+
+
+def self_ensemble(
+    forward: Callable[[torch.Tensor], torch.Tensor], tensor: torch.Tensor
+) -> torch.Tensor:
+    """The x8 self-ensemble (Timofte et al. 2016; EDSR's "+"): ``forward`` on the eight flips
+    and 90-degree rotations of ``tensor`` (N, C, H, W), each mapped back and averaged in
+    float32. Any tile shape works: a rotated tile's output is rotated back."""
+    total: torch.Tensor | None = None
+    for flip in (False, True):
+        flipped = tensor.flip(-1) if flip else tensor
+        for turns in range(4):
+            result = forward(torch.rot90(flipped, turns, (-2, -1)))
+            result = torch.rot90(result.float(), -turns, (-2, -1))
+            result = result.flip(-1) if flip else result
+            total = result.clone() if total is None else total.add_(result)
+    assert total is not None
+    return total.div_(8)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -201,6 +222,7 @@ class TileRunner:
         batch_size: int | None = None,
         precision: str = "auto",
         output_dtype: np.dtype | str | None = None,
+        tta: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(
@@ -214,6 +236,7 @@ class TileRunner:
         self.requested_batch_size = batch_size
         self.precision = precision
         self.output_dtype = None if output_dtype is None else np.dtype(output_dtype)
+        self.tta = bool(tta)
         self._device: torch.device | None = None
         self._device_model: nn.Module | None = None
         self._lock = threading.Lock()
@@ -418,13 +441,17 @@ class TileRunner:
             # channels-last NHWC is what cuDNN's fastest convolutions take on tensor cores
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         dtype = self.autocast_dtype
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            if dtype is None:
+                return model(batch)
+            with torch.autocast("cuda", dtype=dtype):
+                return model(batch)
+
         with torch.inference_mode():
-            if dtype is not None:
-                with torch.autocast("cuda", dtype=dtype):
-                    result = model(tensor)
-            else:
-                result = model(tensor)
-        return result.float()
+            if self.tta:
+                return self_ensemble(forward, tensor)
+            return forward(tensor).float()
 
 
 def project_consistent(
@@ -861,6 +888,8 @@ def upscale_dataarray(
     stats: BandStats | None = None,
     mask: xr.DataArray | da.Array | np.ndarray | None = None,
     alpha: int | None = None,
+    strength: float | None = None,
+    tta: bool = False,
 ) -> xr.DataArray:
     """Lazily super-resolve a georeferenced DataArray (``band, y, x`` or ``y, x``), or a cube
     with leading dimensions such as ``time`` (``time, band, y, x``): each slice is upscaled
@@ -893,10 +922,16 @@ def upscale_dataarray(
             0 for integers without a nodata value).
         alpha: 1-based position of an alpha band along ``band``: carried by nearest
             neighbour, never super-resolved, and a mask for the other bands (0 = masked).
+        strength: for a model with a strength dial (``srgan``): 0 is its PSNR model (fidelity),
+            1 its GAN endpoint (texture), values between interpolate the two networks; default
+            the model's own (``geosr info srgan``). Other models refuse it.
+        tta: the x8 self-ensemble: each tile also runs flipped and rotated, and the eight
+            outputs are averaged before the projection (8x the network time; see the README).
     """
-    net = resolve_model(model)
+    net = resolve_model(model, strength)
     meta = model_meta(net)
     check_scale(meta, scale)
+    label = model_label(model, net, tta)
     if data.ndim > 3:
         options = {
             "scale": scale,
@@ -910,8 +945,9 @@ def upscale_dataarray(
             "stats": stats,
             "mask": mask,
             "alpha": alpha,
+            "tta": tta,
         }
-        return _upscale_cube(data, net, options, model_label(model, meta))
+        return _upscale_cube(data, net, options, label)
     if data.ndim == 2:
         data = data.expand_dims("band")
     if data.ndim != 3:
@@ -956,9 +992,10 @@ def upscale_dataarray(
         batch_size=batch_size,
         precision=precision,
         output_dtype=array.dtype,
+        tta=tta,
     )
     result = upscale_array(array, runner, stats, nodata, halo, consistency, valid, carry)
-    return _wrap_result(data, result, meta.scale, nodata, model_label(model, meta))
+    return _wrap_result(data, result, meta.scale, nodata, label)
 
 
 def _upscale_cube(
@@ -1066,13 +1103,19 @@ def _mask_array(mask: Any, array: da.Array) -> da.Array | None:
     return values.rechunk(array.chunks[1:])
 
 
-def model_label(model: Any, meta: ModelMeta) -> str:
+def model_label(model: Any, net: nn.Module, tta: bool = False) -> str:
     """The model as the GEOSR_MODEL tag names it: the file or bundled name (an alias such as
-    ``default`` as the model it stands for), else the loaded model's own name."""
+    ``default`` as the model it stands for), else the loaded model's own name; then the
+    strength of a model with a strength dial, and the self-ensemble when on."""
     if isinstance(model, str | os.PathLike):
         text = os.fspath(model)
-        return Path(ALIASES.get(text, text)).name
-    return meta.name or "custom"
+        label = Path(ALIASES.get(text, text)).name
+    else:
+        label = model_meta(net).name or "custom"
+    strength = getattr(net, "strength", None)
+    if strength is not None:
+        label += f", strength {strength:g}"
+    return label + (", tta x8" if tta else "")
 
 
 def _wrap_result(
@@ -1237,6 +1280,8 @@ def upscale(
     scheduler: Any = None,
     num_workers: int | None = None,
     format: str | None = None,
+    strength: float | None = None,
+    tta: bool = False,
 ) -> Path:
     """Super-resolve a raster into a local GeoTIFF (or Zarr store) on exactly the same footprint.
 
@@ -1264,7 +1309,8 @@ def upscale(
         chunk_size: input pixels per chunk side (default 512).
         overlap: halo in input pixels (default: the receptive radius, exact and seam-free).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        tile_size, batch_size, precision, consistency: see :func:`upscale_dataarray`.
+        tile_size, batch_size, precision, consistency, strength, tta: see
+            :func:`upscale_dataarray`.
         cog: write a Cloud-Optimised GeoTIFF with overviews.
         overwrite: replace an existing output.
         progress: ``True`` for a progress bar, or a callable ``(done, total)``.
@@ -1279,7 +1325,7 @@ def upscale(
     Returns:
         The path of the written GeoTIFF or Zarr store.
     """
-    net = resolve_model(model)
+    net = resolve_model(model, strength)
     meta = model_meta(net)
     check_scale(meta, scale)
     if not isinstance(input, str | os.PathLike):
@@ -1332,8 +1378,9 @@ def upscale(
             stats=stats,
             mask=mask,
             alpha=alpha,
+            tta=tta,
         )
-        label = model_label(model, meta)
+        label = model_label(model, net, tta)
         started = time.perf_counter()
         if to_zarr:
             # masked pixels are already nodata (or 0 without a nodata value) in the bands;

@@ -15,9 +15,14 @@ from rasterio.windows import Window
 
 import geosr
 from geosr.data.degradations import DegradationConfig
-from geosr.evaluate import evaluate
+from geosr.evaluate import EvaluationReport, evaluate
 from tests.backends import foreign_backend
-from tests.conftest import LANDSAT7_OLINDA, LANDSAT8, LANDSAT8_150M
+from tests.conftest import LANDSAT7_OLINDA, LANDSAT8, LANDSAT8_150M, NAIP_DIR, write_crop
+
+NAIP = NAIP_DIR / "m_4709963_se_14_1_20150926.tif"  # 4 x uint8, fields and a lake shore
+needs_srgan = pytest.mark.skipif(
+    "srgan" not in geosr.bundled_models(), reason="the bundled srgan is not in this checkout"
+)
 
 
 def test_report_on_real_scenes(model_factory, tmp_path: Path) -> None:
@@ -102,7 +107,8 @@ def test_nodata_pixels_are_left_out(model_factory, tmp_path: Path) -> None:
     original, other = (r.results[0].metrics for r in reports)
     for method in ("model", "bicubic", "lanczos"):
         assert np.isfinite(original[method]["psnr"])
-        for key, value in original[method].items():
+        scores = {k: v for k, v in original[method].items() if k != "seconds"}  # seconds: time
+        for key, value in scores.items():
             assert other[method][key] == pytest.approx(value, rel=1e-9), (method, key)
 
 
@@ -200,3 +206,168 @@ def test_holdout_scores_only_rows_training_never_saw(model_factory) -> None:
     assert report.results[0].size[0] <= 603 - cut
     with pytest.raises(geosr.InputError, match="no held-out strip"):
         evaluate([LANDSAT8], model_factory(bands=4, scale=2), holdout=0.15, patch=400)
+
+
+# --- strengths, self-ensemble and texture ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strengths_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[EvaluationReport, Path]:
+    """srgan at three strengths (given out of order), each also with the self-ensemble, on a
+    128x128 NAIP crop (32x32 LR at x4)."""
+    folder = tmp_path_factory.mktemp("strengths")
+    report = evaluate(
+        [NAIP],
+        "srgan",
+        strengths=[1, 0, 0.5, 0.5],
+        tta=True,
+        max_size=128,
+        degradations=["box"],
+        json_path=folder / "r.json",
+        figure=folder / "r.png",
+        html_path=folder / "r.html",
+    )
+    return report, folder
+
+
+PLAIN = ["strength 0", "strength 0.5", "strength 1"]
+
+
+@needs_srgan
+def test_strengths_are_methods_and_strength_0_is_srresnet(strengths_report) -> None:
+    report, folder = strengths_report
+    assert report.methods == [
+        "strength 0",
+        "strength 0 +tta",
+        "strength 0.5",
+        "strength 0.5 +tta",
+        "strength 1",
+        "strength 1 +tta",
+        "bicubic",
+        "lanczos",
+    ]
+    assert report.strengths == (0.0, 0.5, 1.0) and report.tta
+    summary = report.summary()["box"]
+    assert list(summary) == report.methods
+    psnr = evaluate([NAIP], "srresnet", max_size=128, degradations=["box"]).summary()["box"]
+    assert set(psnr) == {"model", "bicubic", "lanczos"}
+    assert summary["strength 0"]["psnr"] == pytest.approx(psnr["model"]["psnr"], abs=0.01)
+    assert summary["bicubic"]["psnr"] == pytest.approx(psnr["bicubic"]["psnr"], abs=1e-9)
+    data = json.loads((folder / "r.json").read_text())
+    assert data["methods"] == report.methods and data["strengths"] == [0.0, 0.5, 1.0]
+    assert all(v["seconds"] > 0 for v in data["summary"]["box"].values())
+
+
+@needs_srgan
+def test_texture_grows_with_strength_towards_the_reference(strengths_report) -> None:
+    summary = strengths_report[0].summary()["box"]
+    for column in ("gradient_ratio", "hf_power_ratio"):
+        values = [summary[m][column] for m in PLAIN]
+        assert values == sorted(values), (column, values)
+        assert summary["bicubic"][column] < values[0] < values[-1] < 1.0, column
+    # bicubic has next to no power above half Nyquist; the GAN endpoint restores some
+    assert (
+        summary["bicubic"]["hf_power_ratio"] < 0.01 < 0.1 < summary["strength 1"]["hf_power_ratio"]
+    )
+    # fidelity goes the other way
+    assert summary["strength 0"]["psnr"] > summary["strength 1"]["psnr"]
+
+
+@needs_srgan
+def test_self_ensemble_methods(strengths_report) -> None:
+    summary = strengths_report[0].summary()["box"]
+    for method in PLAIN:
+        plain, tta = summary[method], summary[method + " +tta"]
+        assert tta["psnr"] > plain["psnr"]  # the x8 average is closer on this crop
+        assert tta["psnr"] != plain["psnr"] and tta["seconds"] > plain["seconds"]
+
+
+@needs_srgan
+def test_html_shows_the_table_texture_plot_and_textured_crops(strengths_report) -> None:
+    report, folder = strengths_report
+    page = (folder / "r.html").read_text()
+    assert page.count('<img alt="') == 3  # texture plot, crops of the one result, centre crops
+    assert '<img alt="PSNR against texture across strength" src="data:image/png;base64,' in page
+    shown = "LR, bicubic, " + ", ".join(report.model_methods) + ", HR"
+    assert f'<img alt="crops of {NAIP.name} (box): {shown}" src="data:image/png;base64,' in page
+    for method in report.methods:
+        assert f"<td>{method}</td>" in page
+    assert "<th>hf_power_ratio</th>" in page and "<th>seconds</th>" in page
+    assert (folder / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # two or three crops, inside the scene, apart, each with every displayed method
+    result = report.results[0]
+    assert 2 <= len(result.crops) <= 3
+    for i, crop in enumerate(result.crops):
+        assert crop.row + crop.size <= 128 and crop.col + crop.size <= 128
+        assert list(crop.images) == ["LR", "bicubic", *report.model_methods, "HR"]
+        assert all(image.shape == (4, crop.size, crop.size) for image in crop.images.values())
+        for other in result.crops[:i]:
+            assert abs(crop.row - other.row) >= crop.size or abs(crop.col - other.col) >= crop.size
+    table = report.table()
+    assert "strength 0.5 +tta" in table and "hf_power_ratio" in table
+    assert max(len(line) for line in table.splitlines()[:-1]) <= 130
+
+
+def test_crops_are_taken_where_the_reference_has_texture(model_factory, tmp_path: Path) -> None:
+    """The left half of a real crop flattened to its mean: the best crop lies in the right
+    half, and none lies wholly in the flat half."""
+    scene = write_crop(NAIP, tmp_path / "half_flat.tif", Window(100, 50, 128, 128))
+    with rasterio.open(scene, "r+") as dst:
+        data = dst.read()
+        data[:, :, :64] = data[:, :, :64].mean(axis=(1, 2), keepdims=True).astype(data.dtype)
+        dst.write(data)
+    report = evaluate([scene], model_factory(bands=4, scale=2), degradations=["box"])
+    crops = report.results[0].crops
+    where = [(c.row, c.col, c.size) for c in crops]
+    assert len(crops) == 3 and crops[0].col >= 64, where
+    assert all(c.col + c.size > 64 and c.size % 2 == 0 for c in crops), where
+    assert {c.size for c in crops} == {42}  # a third of the side, whole LR pixels
+
+
+def test_strength_for_a_model_without_a_dial_fails_before_any_work(model_factory) -> None:
+    for model in ("srresnet", model_factory(bands=None, scale=2)):
+        with pytest.raises(geosr.ModelError, match="no GAN endpoint") as error:
+            evaluate(["/no/such.tif"], model, strengths=[0.5])  # the scene is never opened
+        assert "\n" not in str(error.value)
+    with pytest.raises(geosr.ConfigError, match="no strength given"):
+        evaluate([LANDSAT8], "srgan", strengths=[])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "geosr", "evaluate", *args, "--progress", "none"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@needs_srgan
+def test_cli_strengths() -> None:
+    ok = _cli(
+        str(NAIP),
+        "--max-size",
+        "96",
+        "--degradation",
+        "box",
+        "--strength",
+        "0",
+        "1",
+        "--model",
+        "srgan",
+    )
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    for method in ("strength 0", "strength 1", "bicubic", "lanczos"):
+        assert any(line.startswith(f"box         {method} ") for line in lines), method
+    bad = _cli(str(NAIP), "--strength", "2", "--model", "srgan")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        "geosr: error: argument --strength: expected a number from 0 to 1, got '2' "
+        "(see 'geosr evaluate --help')"
+    ]
+    no_dial = _cli(str(NAIP), "--strength", "0.5", "--model", "srresnet")
+    assert no_dial.returncode == 1 and "Traceback" not in no_dial.stderr
+    assert len(no_dial.stderr.strip().splitlines()) == 1
+    assert no_dial.stderr.startswith("geosr: error: model srresnet has no GAN endpoint")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.windows import Window
+from scipy.ndimage import gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from geosr import metrics
@@ -278,6 +279,56 @@ def test_all_metrics_report(landsat):
     assert all(math.isfinite(v) for v in report.values())
     single = metrics.all_metrics(landsat[:1] * 1.01, landsat[:1], 65535.0, 4)
     assert math.isnan(single["sam"])
+
+
+# --- high-frequency power ratio -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["naip", "landsat"])
+def test_hf_power_ratio_identical_blurred_noisy_on_real_crops(which, request):
+    hr = request.getfixturevalue(which)
+    ratio = metrics.high_frequency_power_ratio
+    assert ratio(hr, hr) == pytest.approx(1.0, rel=1e-12)
+    # power is quadratic and the mean is removed: an affine change of values scales it by a^2
+    assert ratio(3.0 * hr + 7.0, hr) == pytest.approx(9.0, rel=1e-9)
+    blurred = gaussian_filter(hr, sigma=(0, 1.0, 1.0))
+    per_band = ratio(blurred, hr, per_band=True)
+    assert per_band.shape == (4,) and np.all(per_band < 0.1)
+    assert ratio(blurred, hr) == pytest.approx(per_band.mean())
+    # bicubic from 4x coarser pixels has next to nothing above half Nyquist
+    assert ratio(degraded(hr), hr) < 0.01
+    noise = np.random.default_rng(0).normal(0.0, 0.1 * hr.std(), hr.shape)
+    assert np.all(ratio(hr + noise, hr, per_band=True) > 1.1)
+
+
+def test_hf_power_ratio_leaves_out_invalid_pixels(naip):
+    """Invalid pixels are filled with the band's valid mean: their values never count."""
+    valid = np.ones(naip.shape[1:], dtype=bool)
+    valid[:, 60:] = False
+    pred = gaussian_filter(naip, sigma=(0, 0.7, 0.7))
+    wild = pred.copy()
+    wild[:, :, 60:] = np.random.default_rng(1).uniform(0, 255, wild[:, :, 60:].shape)
+    a = metrics.high_frequency_power_ratio(pred, naip, valid, per_band=True)
+    b = metrics.high_frequency_power_ratio(wild, naip, valid, per_band=True)
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert np.all(a < 1)
+    assert metrics.high_frequency_power_ratio(wild, naip) > 1.5  # without the mask they count
+
+
+def test_hf_power_ratio_flat_target_and_bad_input(naip):
+    flat = naip.copy()
+    flat[1] = 0.1  # a constant band has no power to compare with: NaN, left out of the mean
+    values = metrics.high_frequency_power_ratio(naip, flat, per_band=True)
+    assert math.isnan(values[1]) and np.isfinite(values[[0, 2, 3]]).all()
+    assert metrics.high_frequency_power_ratio(naip, flat) == pytest.approx(values[[0, 2, 3]].mean())
+    with pytest.raises(InputError, match="shapes differ"):
+        metrics.high_frequency_power_ratio(naip, naip[:2])
+    with pytest.raises(InputError, match="at least 8x8 pixels, got 6x96"):
+        metrics.high_frequency_power_ratio(naip[:, :6], naip[:, :6])
+    with pytest.raises(InputError, match="excludes every pixel"):
+        metrics.high_frequency_power_ratio(naip, naip, np.zeros(naip.shape[1:], dtype=bool))
+    with pytest.raises(InputError, match=r"valid mask must be shaped \(H, W\)"):
+        metrics.high_frequency_power_ratio(naip, naip, np.ones((8, 8), dtype=bool))
 
 
 # --- bad input -----------------------------------------------------------------------------------

@@ -34,6 +34,25 @@ def test_paper_architecture_layout() -> None:
     )
 
 
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_fast_layout_reconstructs_at_input_resolution(scale: int) -> None:
+    """The bundled layout: no convolution runs at output resolution; one 3x3 conv at input
+    resolution makes every sub-pixel, then one pixel shuffle."""
+    model = geosr.build_model(bands=None, scale=scale, preset="fast")
+    assert model.config.upsampler == "pixelshuffledirect"
+    conv, shuffle = model.upsample
+    assert conv.out_channels == scale**2 and shuffle.upscale_factor == scale
+    assert isinstance(model.conv_tail, torch.nn.Identity)
+    assert (model.config.width, model.config.blocks) == (48, 7)
+    out = model(torch.randn(3, 1, 11, 9))
+    assert out.shape == (3, 1, 11 * scale, 9 * scale)
+
+
+def test_unknown_upsampler_is_refused() -> None:
+    with pytest.raises(geosr.ModelError, match="upsampler must be one of"):
+        geosr.build_model(upsampler="deconv")
+
+
 def test_band_shared_model_has_one_band_network() -> None:
     model = geosr.build_model(bands=None, scale=4, width=8, blocks=1)
     assert model.meta.band_shared and model.meta.bands is None
@@ -59,6 +78,10 @@ def test_unknown_options_are_refused() -> None:
         dict(scale=4, width=8, blocks=2),
         dict(scale=2, width=8, blocks=3),
         dict(scale=8, width=8, blocks=1, skip="none"),
+        dict(
+            scale=4, width=8, blocks=2, head_kernel=3, tail_kernel=3, upsampler="pixelshuffledirect"
+        ),
+        dict(scale=2, width=8, blocks=1, head_kernel=5, upsampler="pixelshuffledirect"),
     ],
 )
 def test_receptive_radius_bounds_the_real_influence(config: dict) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from geosr.errors import ModelError
-from geosr.models.config import COMPACT, SUPPORTED_SCALES, GeneratorConfig
+from geosr.models.config import COMPACT, FAST, SUPPORTED_SCALES, GeneratorConfig
 from geosr.models.discriminators import (
     DiscriminatorConfig,
     SRGANDiscriminator,
@@ -23,6 +23,7 @@ GENERATORS: dict[str, type[nn.Module]] = {"srresnet": SRResNet}
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"width": 64, "blocks": 16, "batch_norm": True},
     "compact": COMPACT,
+    "fast": FAST,
 }
 
 
@@ -39,6 +40,7 @@ def build_generator(config: GeneratorConfig) -> nn.Module:
 
 __all__ = [
     "COMPACT",
+    "FAST",
     "GENERATORS",
     "PRESETS",
     "SUPPORTED_SCALES",

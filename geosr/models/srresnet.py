@@ -64,10 +64,16 @@ class SRResNet(nn.Module):
         self.body = nn.Sequential(*(ResidualBlock(c.width, c.batch_norm) for _ in range(c.blocks)))
         self.conv_body = _conv(c.width, c.width, 3)
         self.bn_body = nn.BatchNorm2d(c.width) if c.batch_norm else nn.Identity()
-        self.upsample = nn.Sequential(
-            *(UpsampleStage(c.width) for _ in range(int(math.log2(c.scale))))
-        )
-        self.conv_tail = _conv(c.width, c.bands, c.tail_kernel)
+        if c.upsampler == "pixelshuffledirect":
+            self.upsample = nn.Sequential(
+                _conv(c.width, c.bands * c.scale**2, c.tail_kernel), nn.PixelShuffle(c.scale)
+            )
+            self.conv_tail = nn.Identity()
+        else:
+            self.upsample = nn.Sequential(
+                *(UpsampleStage(c.width) for _ in range(int(math.log2(c.scale))))
+            )
+            self.conv_tail = _conv(c.width, c.bands, c.tail_kernel)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -81,7 +87,13 @@ class SRResNet(nn.Module):
         for block in self.body:
             block.conv2.weight.data.mul_(0.1)
         if self.config.skip == "bicubic":
-            self.conv_tail.weight.data.mul_(0.1)
+            self._reconstruction().weight.data.mul_(0.1)
+
+    def _reconstruction(self) -> nn.Conv2d:
+        """The last convolution, the one that makes output values."""
+        if self.config.upsampler == "pixelshuffledirect":
+            return self.upsample[0]
+        return self.conv_tail
 
     @property
     def scale(self) -> int:
@@ -98,10 +110,13 @@ class SRResNet(nn.Module):
         output equals whole-image inference.
         """
         c = self.config
-        stages = int(math.log2(c.scale))
         radius = (c.head_kernel // 2) + 2 * c.blocks + 1  # head, residual blocks, conv_body
-        radius += sum(1 / 2**i for i in range(stages))  # one 3x3 conv per upsampling stage
-        radius += (c.tail_kernel // 2) / c.scale  # tail conv acts on output pixels
+        if c.upsampler == "pixelshuffledirect":
+            radius += c.tail_kernel // 2  # the tail acts on input pixels
+        else:
+            stages = int(math.log2(c.scale))
+            radius += sum(1 / 2**i for i in range(stages))  # one 3x3 conv per upsampling stage
+            radius += (c.tail_kernel // 2) / c.scale  # tail conv acts on output pixels
         skip_radius = 2 if c.skip == "bicubic" else 0  # bicubic kernel taps
         # +1: an output pixel's footprint straddles input pixel boundaries after pixel shuffle.
         return math.ceil(max(radius, skip_radius)) + 1

@@ -36,7 +36,7 @@ class TrainConfig:
     steps: int = 2000
     batch_size: int = 16
     patch: int = 96
-    preset: str = "compact"
+    preset: str = "fast"
     width: int | None = None
     blocks: int | None = None
     batch_norm: bool | None = None
@@ -154,7 +154,7 @@ HELP: dict[str, str] = {
     "steps": "optimisation steps of this stage (a resumed run continues up to it)",
     "batch_size": "patches per step (per process under torchrun)",
     "patch": "HR patch side in pixels",
-    "preset": "generator preset: compact (32 ch, 8 blocks) or paper (64 ch, 16 blocks, BN)",
+    "preset": "generator preset: fast (48 ch, 7 blocks, reconstruction at LR resolution: the bundled models), compact (32 ch, 8 blocks, geosr 0.x) or paper (64 ch, 16 blocks, BN)",
     "width": "generator channels (overrides the preset)",
     "blocks": "generator residual blocks (overrides the preset)",
     "batch_norm": "batch norm in the generator's blocks (overrides the preset)",

@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -31,6 +32,8 @@ class UpscaleAlgorithm(GeosrAlgorithm):
     INPUT = "INPUT"
     STACK = "STACK"
     MODEL = "MODEL"
+    STRENGTH = "STRENGTH"
+    TTA = "TTA"
     CHUNK_SIZE = "CHUNK_SIZE"
     DEVICE = "DEVICE"
     BANDS = "BANDS"
@@ -76,6 +79,30 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             "A geosr model file (.safetensors), e.g. one made by 'Train super-resolution "
             "model'. Leave empty to use the model bundled with geosr. The model fixes the "
             "scale factor and, unless it is band-shared, the number of bands it accepts.",
+        )
+        self.add(
+            QgsProcessingParameterNumber(
+                self.STRENGTH,
+                tr("Texture strength (0 to 1)"),
+                type=QgsProcessingParameterNumber.Double,
+                optional=True,
+                minValue=0.0,
+                maxValue=1.0,
+            ),
+            "For a model with a strength dial, such as the bundled default (srgan): 0 gives "
+            "its fidelity model (smooth, closest to the measured pixels), 1 its GAN endpoint "
+            "(sharp, invented texture that still averages back to each input pixel). Empty: "
+            "the model's own default. Other models refuse a strength.",
+        )
+        self.add(
+            QgsProcessingParameterBoolean(
+                self.TTA,
+                tr("Self-ensemble (8x slower, a little more accurate)"),
+                defaultValue=False,
+            ),
+            "Run the network on the eight flips and rotations of each tile and average them "
+            "(x8 self-ensemble): a little higher fidelity for eight times the network time.",
+            advanced=True,
         )
         self.add_device(self.DEVICE, "the network", advanced=False)
         self.add_integer(
@@ -139,6 +166,11 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         model = self.parameterAsFile(parameters, self.MODEL, context)
         if model:
             args += ["--model", model]
+        if not is_unset(parameters.get(self.STRENGTH)):
+            strength = self.parameterAsDouble(parameters, self.STRENGTH, context)
+            args += ["--strength", f"{strength:g}"]
+        if self.parameterAsBoolean(parameters, self.TTA, context):
+            args.append("--tta")
         args += self.integer_args(parameters, context, {self.CHUNK_SIZE: "--chunk-size"})
         args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
         bands = self.parameterAsInts(parameters, self.BANDS, context)

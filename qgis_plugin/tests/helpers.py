@@ -163,6 +163,15 @@ def assert_clean_failure(code: int, stderr: str, *needles: str) -> None:
         assert needle in stderr, stderr
 
 
+def run_upscale(env: dict[str, str], output: Path, **parameters) -> dict:
+    """Run geosr:upscale through qgis_process, check that it succeeded and reported
+    ``output``, and return qgis_process's JSON result."""
+    code, result, stderr = run_json(env, "geosr:upscale", OUTPUT=output, **parameters)
+    assert code == 0, stderr
+    assert result["results"]["OUTPUT"] == str(output)
+    return result
+
+
 def upscale(env: dict[str, str], gdal, source: Path, output: Path, scale: int, **parameters):
     """Run geosr:upscale through qgis_process and check that it wrote ``output`` with the
     georeference of ``source`` and pixels ``scale`` times smaller.
@@ -170,9 +179,7 @@ def upscale(env: dict[str, str], gdal, source: Path, output: Path, scale: int, *
     Returns:
         qgis_process's JSON result, and the source and output as GDAL datasets.
     """
-    code, result, stderr = run_json(env, "geosr:upscale", INPUT=source, OUTPUT=output, **parameters)
-    assert code == 0, stderr
-    assert result["results"]["OUTPUT"] == str(output)
+    result = run_upscale(env, output, INPUT=source, **parameters)
     src, out = assert_same_georeference(gdal, source, output, scale)
     return result, src, out
 

@@ -13,10 +13,12 @@ from helpers import (
     leftovers,
     qgis_process,
     run_json,
+    run_upscale,
     upscale,
 )
 
 BANDS = ("B2", "B3", "B4", "B5")
+CPU_CHUNKS = {"CHUNK_SIZE": 64, "DEVICE": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -115,17 +117,7 @@ STACK_BANDS = [DATA / "landsat8_lc80200392015216" / "original" / f"l8_{b}.tif" f
 def test_upscale_stacks_single_band_rasters(qgis_env, models, gdal, work):
     """Four single-band Landsat files on one grid -> one 4-band output named after them."""
     output = work / "stack_x2.tif"
-    code, result, stderr = run_json(
-        qgis_env,
-        "geosr:upscale",
-        STACK=STACK_BANDS,
-        MODEL=models["bands4"],
-        CHUNK_SIZE=64,
-        DEVICE="cpu",
-        OUTPUT=output,
-    )
-    assert code == 0, stderr
-    assert result["results"]["OUTPUT"] == str(output)
+    run_upscale(qgis_env, output, STACK=STACK_BANDS, MODEL=models["bands4"], **CPU_CHUNKS)
     src, out = gdal.Open(str(STACK_BANDS[0])), gdal.Open(str(output))
     assert out.RasterCount == 4
     assert (out.RasterXSize, out.RasterYSize) == (src.RasterXSize * 2, src.RasterYSize * 2)
@@ -174,17 +166,7 @@ def test_upscale_reads_a_gdal_virtual_file(qgis_env, scenes, models, gdal, work)
 
 def test_upscale_writes_a_zarr_store(qgis_env, scenes, models, gdal, work):
     output = work / "landsat8_x2.zarr"
-    code, result, stderr = run_json(
-        qgis_env,
-        "geosr:upscale",
-        INPUT=scenes["landsat8"],
-        MODEL=models["bands4"],
-        CHUNK_SIZE=64,
-        DEVICE="cpu",
-        OUTPUT=output,
-    )
-    assert code == 0, stderr
-    assert result["results"]["OUTPUT"] == str(output)
+    run_upscale(qgis_env, output, INPUT=scenes["landsat8"], MODEL=models["bands4"], **CPU_CHUNKS)
     assert output.is_dir()
     assert (output / ".zgroup").is_file()
     assert (output / "band_data").is_dir()
@@ -221,3 +203,63 @@ def test_upscale_refuses_contradictory_inputs(qgis_env, scenes, models, work, ca
     )
     assert_clean_failure(code, stderr, *needles)
     assert not output.exists()
+
+
+def model_tag(gdal, path) -> str:
+    """The GEOSR_MODEL tag geosr writes: which model made the output, and how."""
+    return gdal.Open(str(path)).GetMetadataItem("GEOSR_MODEL")
+
+
+def test_strength_reaches_the_bundled_srgan(qgis_env, scenes, gdal, work):
+    """MODEL left empty: the default model (srgan, which has a strength dial) at strength 0
+    (its PSNR model) and 1 (its GAN endpoint) gives two different outputs, each tagged."""
+    pixels = {}
+    for strength in (0, 1):
+        output = work / f"strength{strength}_x4.tif"
+        _result, _src, out = upscale(
+            qgis_env, gdal, scenes["landsat8"], output, 4, STRENGTH=strength, **CPU_CHUNKS
+        )
+        assert model_tag(gdal, output) == f"srgan, strength {strength}"
+        pixels[strength] = [out.GetRasterBand(b).ReadAsArray() for b in range(1, 5)]
+    assert any((a != b).any() for a, b in zip(pixels[0], pixels[1], strict=True))
+
+
+def test_strength_on_a_model_without_a_dial_fails_cleanly(qgis_env, scenes, models, work):
+    output = work / "no_dial.tif"
+    code, _, stderr = run_json(
+        qgis_env,
+        "geosr:upscale",
+        INPUT=scenes["landsat8"],
+        MODEL=models["shared"],
+        STRENGTH=0.5,
+        OUTPUT=output,
+        **CPU_CHUNKS,
+    )
+    assert_clean_failure(code, stderr, "geosr upscale failed:", "no strength to set")
+    # one line, the child's own message (qgis_process 3.22 prints an algorithm's error twice)
+    lines = {line for line in stderr.splitlines() if "strength" in line}
+    assert len(lines) == 1, stderr
+    assert lines.pop().startswith("geosr upscale failed: model shared.safetensors has no"), stderr
+    assert leftovers(output) == []
+
+
+def test_tta_reaches_geosr(qgis_env, scenes, models, gdal, work):
+    """TTA=true runs the x8 self-ensemble: the tag says so and the pixels differ from a plain
+    run of the same (untrained, so not flip-invariant) model."""
+    outputs = {}
+    for tta in ("false", "true"):
+        outputs[tta] = work / f"tta_{tta}_x2.tif"
+        upscale(
+            qgis_env,
+            gdal,
+            scenes["rgb"],
+            outputs[tta],
+            2,
+            MODEL=models["shared"],
+            TTA=tta,
+            **CPU_CHUNKS,
+        )
+    assert model_tag(gdal, outputs["true"]) == "shared.safetensors, tta x8"
+    assert "tta" not in model_tag(gdal, outputs["false"])
+    plain, tta = (gdal.Open(str(path)) for path in outputs.values())  # keep datasets open
+    assert (plain.GetRasterBand(1).ReadAsArray() != tta.GetRasterBand(1).ReadAsArray()).any()
