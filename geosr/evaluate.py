@@ -71,6 +71,7 @@ COLUMNS = (
     "gradient_ratio",
     "hf_power_ratio",
     "lr_psnr",
+    "lr_error",
     "seconds",
 )
 #: Side of the centre crop drawn in the PNG figure (HR pixels, at most).
@@ -84,8 +85,9 @@ LEGEND = (
     "psnr/ssim/uiqi: higher is better; sam (radians) and ergas: lower is better; "
     "gradient_ratio and hf_power_ratio: texture relative to the reference (mean gradient "
     "magnitude; spectral power above half Nyquist), 1 is ideal, below is blur, above invented "
-    "texture or noise; lr_psnr: output degraded back to LR against the LR input; seconds: wall "
-    "time of the upscaling."
+    "texture or noise; lr_psnr: output degraded back to LR against the LR input; lr_error: "
+    "largest difference (DN) between an output block's mean and its input pixel, blocks "
+    "clipped at the data type's limits left out; seconds: wall time of the upscaling."
 )
 
 #: A square window on the HR grid: top row, left column, side.
@@ -437,6 +439,7 @@ class _Reference:
     filled_lr: np.ndarray  # invalid LR pixels replaced by the band's valid mean
     span: np.ndarray  # per-band value range of the valid HR pixels (PSNR/SSIM data range)
     gradient: float  # the reference's mean gradient magnitude
+    limits: tuple[float, float]  # the data type's range: outputs there may be clipped
 
 
 def _reference(
@@ -462,7 +465,15 @@ def _reference(
         filled_lr=filled_lr,
         span=np.array([np.ptp(b[valid]) or 1.0 for b in hr_f]),
         gradient=float(mean_gradient_magnitude(hr_f, valid)),
+        limits=_dtype_limits(lr.dtype),
     )
+
+
+def _dtype_limits(dtype: np.dtype) -> tuple[float, float]:
+    if np.dtype(dtype).kind in "ui":
+        info = np.iinfo(dtype)
+        return float(info.min), float(info.max)
+    return -math.inf, math.inf
 
 
 def _score(
@@ -590,6 +601,7 @@ def _method_metrics(
     )
     values["hf_power_ratio"] = float(high_frequency_power_ratio(pred, ref.hr, ref.valid))
     values["lr_psnr"] = _lr_psnr(pred, ref, scale, degradation)
+    values["lr_error"] = _lr_error(pred, ref, scale)
     values["seconds"] = seconds
     return values
 
@@ -604,6 +616,21 @@ def _lr_psnr(
     lr_span = np.array([np.ptp(b[ref.lr_valid]) or 1.0 for b in ref.lr])
     mse = ((back - ref.lr) ** 2)[:, ref.lr_valid].mean(axis=1)
     return float(np.mean(10 * np.log10(lr_span**2 / np.maximum(mse, 1e-12))))
+
+
+def _lr_error(pred: np.ndarray, ref: _Reference, scale: int) -> float:
+    """Largest |mean of an output block - its LR input pixel| (DN) over valid LR pixels, as the
+    radiometric projection promises (within 1 DN after rounding), leaving out blocks with a
+    value at the data type's limits, where clipping may break it."""
+    b, h, w = pred.shape
+    blocks = pred.reshape(b, h // scale, scale, w // scale, scale)
+    means = blocks.mean(axis=(2, 4))
+    low, high = ref.limits
+    unclipped = ~((blocks <= low) | (blocks >= high)).any(axis=(0, 2, 4))
+    keep = ref.lr_valid & unclipped
+    if not keep.any():
+        return math.nan
+    return float(np.abs(means - ref.lr)[:, keep].max())
 
 
 # --- windows shown -----------------------------------------------------------------------------
