@@ -34,6 +34,7 @@ from torch import nn
 
 from geosr.checkpoint import ALIASES, ModelMeta, load_model, model_meta, with_strength
 from geosr.choices import PRECISIONS
+from geosr.consistency import project_block_means
 from geosr.errors import (
     BandMismatchError,
     ConfigError,
@@ -476,22 +477,12 @@ def project_consistent(
     if isinstance(sr, np.ndarray):
         lr_t = torch.from_numpy(np.asarray(lr, np.float32))
         return project_consistent(torch.from_numpy(sr), lr_t, scale, low, high).numpy()
-    _project_mean(sr, lr, scale)
+    project_block_means(sr, lr, scale)
     if math.isinf(low) and math.isinf(high):
         return sr
     if not bool(_inside_limits(sr, low, high)):
         _clip_to_limits(sr, lr, scale, low, high)
     return sr
-
-
-def _project_mean(sr: torch.Tensor, lr: torch.Tensor, scale: int) -> None:
-    """The unconstrained projection, in place: each block of ``sr`` shifted to average to
-    its ``lr`` pixel."""
-    bands, h, w = lr.shape
-    blocks = sr.view(bands, h, scale, w, scale)
-    # the contiguous axis first: twice as fast as mean() over both axes on a CPU
-    mean = blocks.sum(dim=4).sum(dim=2).div_(scale * scale)
-    blocks += (lr - mean)[:, :, None, :, None]
 
 
 def _inside_limits(sr: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -703,7 +694,7 @@ def _finish_chunk(
     dtype, nodata = plan.dtype, plan.nodata
     valid_t = None if valid.all() else runner.to_device(valid)
     if lr is not None:
-        _project_mean(sr, lr, scale)
+        project_block_means(sr, lr, scale)
         low, high = output_limits(dtype, nodata)
         if not (math.isinf(low) and math.isinf(high)):
             inside = _inside_limits(sr, low, high)

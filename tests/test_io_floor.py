@@ -21,6 +21,7 @@ import torch
 from rasterio.windows import Window
 
 import geosr
+from geosr.consistency import project_block_means
 from geosr.pipeline import (
     BandStats,
     TileRunner,
@@ -28,7 +29,6 @@ from geosr.pipeline import (
     _clip_to_limits,
     _finish_chunk,
     _inside_limits,
-    _project_mean,
     _upscale_block,
     output_limits,
     project_consistent,
@@ -152,13 +152,13 @@ def test_range_check_gives_the_block_search_result(name: str) -> None:
     low, high = output_limits(dtype, nodata)
     fast = project_consistent(sr.clone(), lr, SCALE, low, high)
     exact = sr.clone()
-    _project_mean(exact, lr, SCALE)
+    project_block_means(exact, lr, SCALE)
     if not (math.isinf(low) and math.isinf(high)):
         _clip_to_limits(exact, lr, SCALE, low, high)  # the search, always
     assert torch.equal(fast, exact)
     if not math.isinf(low):
         projected = sr.clone()
-        _project_mean(projected, lr, SCALE)
+        project_block_means(projected, lr, SCALE)
         # both branches are taken: the cases are built to reach the limits or not
         assert bool(_inside_limits(projected, low, high)) is not CASES[name][2]
 

@@ -591,3 +591,23 @@ def test_metrics_plot_keeps_the_callers_matplotlib_backend(tmp_path: Path) -> No
     with foreign_backend():
         Trainer(config(tmp_path, bands=4, steps=1), progress="none").run()
     assert (tmp_path / "run" / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_validation_scores_the_projected_output_as_users_get_it(tmp_path: Path) -> None:
+    """A generator off by a constant everywhere is exactly bicubic after the projection onto
+    the LR block means (what geosr upscale applies by default), so validation, which picks
+    the best checkpoint, sees no error from it."""
+    from geosr.training.records import validate
+
+    trainer = Trainer(config(tmp_path, bands=4, steps=1, max_val_samples=8), progress="none")
+    scale = trainer.config.scale
+
+    class OffBicubic(torch.nn.Module):
+        def forward(self, lr: torch.Tensor) -> torch.Tensor:
+            up = torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic")
+            return up + 0.3
+
+    metrics = validate(OffBicubic(), trainer.data.val, scale, torch.device("cpu"))
+    # unprojected, the offset (30 % of each band's p1-p99 span) would cost some 20 dB; the
+    # projection removes it and moves bicubic onto the LR block means, which only helps
+    assert metrics["model_psnr"] >= metrics["bicubic_psnr"] - 0.01
