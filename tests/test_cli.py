@@ -134,8 +134,9 @@ def _wait_for_progress(proc: subprocess.Popen) -> None:
 def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Path) -> None:
     src = crop(LANDSAT8, Window(0, 0, 384, 384))
     out = tmp_path / "out.tif"
-    # enough work (576 chunks) that a loaded machine cannot finish before the signal lands
-    model = model_factory(bands=4, scale=4, width=32, blocks=4)
+    # 2,304 chunks: their progress lines overfill the pipe this test stops reading, so the
+    # child cannot finish before the signal lands, however loaded the machine is
+    model = model_factory(bands=4, scale=4, width=16, blocks=2)
     proc = subprocess.Popen(
         [
             *GEOSR,
@@ -145,7 +146,7 @@ def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Pa
             "--model",
             str(model),
             "--chunk-size",
-            "16",
+            "8",
             "--progress",
             "jsonl",
             "--exit-on-stdin-eof",

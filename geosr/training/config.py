@@ -43,6 +43,7 @@ class TrainConfig:
     init: str | None = None
     discriminator: str = "srgan"
     disc_width: int = 32
+    disc_spectral_norm: bool = True
     lr: float = 2e-4
     lr_disc: float = 1e-4
     lr_schedule: str = "step"
@@ -161,6 +162,7 @@ HELP: dict[str, str] = {
     "init": "initialise the generator from this .safetensors model (the pretrain result for gan); bands and scale not given are its own",
     "discriminator": "srgan (image-level) or unet (per-pixel, Real-ESRGAN)",
     "disc_width": "channels of the discriminator's first stage",
+    "disc_spectral_norm": "spectral norm on the discriminator's layers (off: the SRGAN net uses batch norm, as in the paper)",
     "lr": "generator learning rate (Adam)",
     "lr_disc": "discriminator learning rate (Adam)",
     "lr_schedule": "step (multiply by lr_gamma at each milestone) or cosine (decay to lr * lr_min_ratio over the stage: its steps, or its time limit when that comes first)",

@@ -82,7 +82,10 @@ class Networks:
         discriminator = None
         if cfg.stage == "gan":
             discriminator = build_discriminator(
-                cfg.discriminator, bands=generator.config.bands, width=cfg.disc_width
+                cfg.discriminator,
+                bands=generator.config.bands,
+                width=cfg.disc_width,
+                spectral_norm=cfg.disc_spectral_norm,
             ).to(device)
         ema = EMA(generator, cfg.ema_decay)
         opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
