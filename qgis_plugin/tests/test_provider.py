@@ -43,6 +43,8 @@ EXPECTED_PARAMETERS = {
         "INPUT": QgsProcessingParameterRasterLayer,
         "STACK": QgsProcessingParameterMultipleLayers,
         "MODEL": QgsProcessingParameterFile,
+        "STRENGTH": QgsProcessingParameterNumber,
+        "TTA": QgsProcessingParameterBoolean,
         "DEVICE": QgsProcessingParameterEnum,
         "CHUNK_SIZE": QgsProcessingParameterNumber,
         "BANDS": QgsProcessingParameterBand,
@@ -159,6 +161,11 @@ def test_upscale_parameter_details(provider):
     assert device.options() == ["auto", "cpu", "cuda"]
     assert device.defaultValue() == "auto"
     assert device.usesStaticStrings()
+    strength = algorithm.parameterDefinition("STRENGTH")
+    assert strength.flags() & QgsProcessingParameterDefinition.FlagOptional
+    assert strength.dataType() == QgsProcessingParameterNumber.Double
+    assert (strength.minimum(), strength.maximum()) == (0.0, 1.0)
+    assert algorithm.parameterDefinition("TTA").defaultValue() is False
     chunk = algorithm.parameterDefinition("CHUNK_SIZE")
     assert chunk.flags() & QgsProcessingParameterDefinition.FlagOptional
     assert chunk.dataType() == QgsProcessingParameterNumber.Integer
