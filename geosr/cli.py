@@ -18,6 +18,7 @@ from typing import Any
 
 from geosr.choices import PRECISIONS
 from geosr.console import Console, EventStream, Parser, UsageError, add_console_options
+from geosr.errors import ModelError
 from geosr.version import __version__
 
 log = logging.getLogger("geosr")
@@ -34,13 +35,12 @@ def _positive_int(text: str) -> int:
 
 
 def _strength(text: str) -> float:
+    from geosr.checkpoint import check_strength  # the one rule, also used by load_model
+
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
-    return value
+        return check_strength(text)
+    except ModelError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
 
 
 def _band_list(text: str) -> list[int]:
