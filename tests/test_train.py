@@ -150,6 +150,23 @@ def test_unet_discriminator_and_relativistic_loss(tmp_path: Path) -> None:
     assert logs["g_adversarial"] == pytest.approx(expected, rel=1e-5)
 
 
+def test_gan_stage_without_spectral_norm_trains_the_papers_batch_norm_discriminator(
+    tmp_path: Path,
+) -> None:
+    trainer = Trainer(
+        config(tmp_path, bands=4, steps=1, stage="gan", disc_width=8, disc_spectral_norm=False),
+        progress="none",
+    )
+    layers = list(trainer.nets.discriminator.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in layers)
+    assert not any(hasattr(m, "parametrizations") for m in layers)
+    before = [p.detach().clone() for p in trainer.nets.discriminator.parameters()]
+    logs = trainer.train_step(next(iter(trainer.stream)))
+    assert np.isfinite(logs["d_loss"])
+    after = list(trainer.nets.discriminator.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
 def _relativistic_generator_loss(trainer: Trainer, batch) -> float:
     """ESRGAN's generator loss (eq. 2) on the per-pixel logits of the networks before the
     step, at the weight of the ramp's first step: BCE(x, 0) = softplus(x), BCE(x, 1) =
