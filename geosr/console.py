@@ -126,7 +126,8 @@ def watch_stdin() -> None:
                 pass
         except (OSError, ValueError):
             pass
-        os.kill(os.getpid(), signal.SIGINT)
+        # SIGTERM, whose handler main() installs: a child started in the background ignores SIGINT
+        os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="geosr-stdin-watch", daemon=True).start()
 
