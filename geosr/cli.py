@@ -129,6 +129,12 @@ def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="x8 self-ensemble: average the flipped and rotated outputs (8x slower, higher PSNR)",
     )
+    up.add_argument(
+        "--preserve-spectra",
+        action="store_true",
+        help="with a strength dial (srgan), on several bands: keep strength 0's band ratios "
+        "(spectral angle) under the texture of --strength (a second network pass)",
+    )
     up.add_argument("--scale", type=int, help="expected scale; refused if the model does another")
     up.add_argument(
         "--bands", type=_band_list, help="1-based bands to process, e.g. 4,3,2 (default all)"
@@ -210,6 +216,12 @@ def _evaluate_arguments(sub: Any) -> argparse.ArgumentParser:
         "--tta",
         action="store_true",
         help="also score the model with the x8 self-ensemble (methods '... +tta'; 8x slower)",
+    )
+    ev.add_argument(
+        "--preserve-spectra",
+        action="store_true",
+        help="also score each strength above 0 keeping strength 0's band ratios (methods "
+        "'... +spectra'; see geosr upscale --preserve-spectra)",
     )
     ev.add_argument(
         "--pair",
@@ -348,6 +360,7 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
         consistency=not args.no_consistency,
         strength=args.strength,
         tta=args.tta,
+        preserve_spectra=args.preserve_spectra,
         cog=args.cog,
         overwrite=args.overwrite,
         progress=callback,
@@ -400,6 +413,7 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
             scale=args.scale,
             strengths=args.strengths,
             tta=args.tta,
+            preserve_spectra=args.preserve_spectra,
             pairs=[tuple(p) for p in args.pair],
             degradations=args.degradation,
             max_size=args.max_size,

@@ -44,7 +44,7 @@ from geosr.metrics import (
     lanczos_upsample,
     mean_gradient_magnitude,
 )
-from geosr.pipeline import resolve_model, upscale, valid_mask
+from geosr.pipeline import resolve_model, spectral_anchor, upscale, valid_mask
 from geosr.raster import open_info, open_raster
 
 if TYPE_CHECKING:
@@ -60,6 +60,9 @@ DEFAULT_MAX_SIZE = 1024
 MODEL_METHOD = "model"
 #: Appended to a model method's name when it runs with the x8 self-ensemble.
 TTA_SUFFIX = " +tta"
+SPECTRA_SUFFIX = " +spectra"
+#: line style of each variant family in the PSNR-against-texture plot
+_LINE_STYLES = {"": "-", TTA_SUFFIX: "--", SPECTRA_SUFFIX: ":", SPECTRA_SUFFIX + TTA_SUFFIX: "-."}
 #: The classical baselines, scored after the model's methods.
 BASELINES = ("bicubic", "lanczos")
 COLUMNS = (
@@ -96,12 +99,13 @@ Square = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class ModelVariant:
-    """One way of running the model: its method name, the network (at its strength) and
-    whether it runs with the x8 self-ensemble."""
+    """One way of running the model: its method name, the network (at its strength),
+    whether it runs with the x8 self-ensemble and whether it keeps strength 0's band ratios."""
 
     name: str
     net: nn.Module
     tta: bool = False
+    preserve_spectra: bool = False
 
 
 @dataclass
@@ -142,6 +146,7 @@ class EvaluationReport:
     results: list[SceneResult]
     strengths: tuple[float, ...] | None = None
     tta: bool = False
+    preserve_spectra: bool = False
 
     @property
     def methods(self) -> list[str]:
@@ -178,6 +183,7 @@ class EvaluationReport:
                 "scale": self.scale,
                 "strengths": None if self.strengths is None else list(self.strengths),
                 "tta": self.tta,
+                "preserve_spectra": self.preserve_spectra,
                 "methods": self.methods,
                 "summary": self.summary(),
                 "scenes": [
@@ -215,10 +221,13 @@ def model_variants(
     model: str | os.PathLike[str] | nn.Module,
     strengths: Sequence[float] | None = None,
     tta: bool = False,
+    preserve_spectra: bool = False,
 ) -> list[ModelVariant]:
     """The model's methods: ``"model"`` at its own strength, or ``"strength S"`` for each of
-    ``strengths`` (increasing, duplicates dropped), each followed by its ``" +tta"`` twin when
-    ``tta``. A strength for a model without a dial is a :class:`~geosr.errors.ModelError`."""
+    ``strengths`` (increasing, duplicates dropped); with ``preserve_spectra`` each strength
+    above 0 is followed by its ``" +spectra"`` twin (strength 0's band ratios kept), and with
+    ``tta`` each method by its ``" +tta"`` twin. A strength, or ``preserve_spectra``, for a
+    model without a dial is a :class:`~geosr.errors.ModelError`."""
     if strengths is None:
         runs = [(MODEL_METHOD, resolve_model(model))]
     else:
@@ -228,9 +237,12 @@ def model_variants(
         runs = list({f"strength {n.strength:g}": n for n in nets}.items())
     variants = []
     for name, net in runs:
-        variants.append(ModelVariant(name, net))
-        if tta:
-            variants.append(ModelVariant(name + TTA_SUFFIX, net, tta=True))
+        kept = preserve_spectra and spectral_anchor(net, True) is not None
+        for spectra in (False, True) if kept else (False,):
+            label = name + (SPECTRA_SUFFIX if spectra else "")
+            variants.append(ModelVariant(label, net, preserve_spectra=spectra))
+            if tta:
+                variants.append(ModelVariant(label + TTA_SUFFIX, net, True, spectra))
     return variants
 
 
@@ -248,6 +260,7 @@ def evaluate(
     scale: int | None = None,
     strengths: Sequence[float] | None = None,
     tta: bool = False,
+    preserve_spectra: bool = False,
     pairs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]] = (),
     degradations: Sequence[str] = DEFAULT_DEGRADATIONS,
     max_size: int = DEFAULT_MAX_SIZE,
@@ -271,10 +284,12 @@ def evaluate(
 
     The model is one method, ``"model"``; with ``strengths`` (a model with a strength dial
     only) it runs once per strength instead, as methods ``"strength 0"``, ``"strength 0.5"``
-    and so on; ``tta=True`` adds each with the x8 self-ensemble (``"model +tta"``). Column
+    and so on; ``preserve_spectra=True`` adds each strength above 0 keeping strength 0's band
+    ratios (``"strength 1 +spectra"``) and ``tta=True`` each method with the x8 self-ensemble
+    (``"model +tta"``). Column
     ``seconds`` is the wall time of each method's upscaling, after one tiny warm-up run.
     """
-    variants = model_variants(model, strengths, tta)
+    variants = model_variants(model, strengths, tta, preserve_spectra)
     meta = model_meta(variants[0].net)
     if scale is not None and int(scale) != meta.scale:
         raise ConfigError(
@@ -313,9 +328,15 @@ def evaluate(
             if progress:
                 progress(len(results), total)
     label = Path(model).name if isinstance(model, str | os.PathLike) else (meta.name or "model")
-    applied = None if strengths is None else tuple(v.net.strength for v in variants if not v.tta)
+    plain = [v for v in variants if not (v.tta or v.preserve_spectra)]
+    applied = None if strengths is None else tuple(v.net.strength for v in plain)
     report = EvaluationReport(
-        model=label, scale=meta.scale, results=results, strengths=applied, tta=tta
+        model=label,
+        scale=meta.scale,
+        results=results,
+        strengths=applied,
+        tta=tta,
+        preserve_spectra=preserve_spectra,
     )
     _write_reports(report, json_path, figure, html_path)
     return report
@@ -582,6 +603,7 @@ def _run_model(
         consistency=options.consistency,
         overwrite=True,
         tta=variant.tta,
+        preserve_spectra=variant.preserve_spectra,
     )
     seconds = time.perf_counter() - start
     with open_raster(sr_path) as src:
@@ -804,6 +826,13 @@ def _texture_figure(report: EvaluationReport) -> bytes | None:
     return png_bytes(fig, dpi=90)
 
 
+def _variant_suffix(method: str) -> str:
+    """The variant family of a model method: ``""``, ``" +tta"``, ``" +spectra"``..."""
+    tta = TTA_SUFFIX if method.endswith(TTA_SUFFIX) else ""
+    spectra = SPECTRA_SUFFIX if method.removesuffix(tta).endswith(SPECTRA_SUFFIX) else ""
+    return spectra + tta
+
+
 def _texture_lines(
     ax: Axes,
     model_methods: Sequence[str],
@@ -812,16 +841,16 @@ def _texture_lines(
     degradation: str,
     colour: str,
 ) -> None:
-    for tta in (False, True):
-        names = [m for m in model_methods if m.endswith(TTA_SUFFIX) == tta]
+    for suffix, style in _LINE_STYLES.items():
+        names = [m for m in model_methods if _variant_suffix(m) == suffix]
         if not names:
             continue
         xs = [methods[m][column] for m in names]
         ys = [methods[m]["psnr"] for m in names]
-        label = f"{degradation} degradation" + (TTA_SUFFIX if tta else "")
-        ax.plot(xs, ys, "--" if tta else "-", marker="o", color=colour, label=label)
+        label = f"{degradation} degradation{suffix}"
+        ax.plot(xs, ys, style, marker="o", color=colour, label=label)
         for name, x, y in zip(names, xs, ys, strict=True):
-            text = name.removesuffix(TTA_SUFFIX).removeprefix("strength ")
+            text = name.removesuffix(suffix).removeprefix("strength ")
             ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if "bicubic" in methods:
         bicubic = methods["bicubic"]

@@ -98,6 +98,36 @@ def resolve_model(
     return load_model(model, strength)
 
 
+def spectral_anchor(net: nn.Module, preserve_spectra: bool) -> nn.Module | None:
+    """The strength-0 network whose band ratios ``preserve_spectra`` keeps, or None when there
+    is nothing to keep (off, or ``net`` already at strength 0). Models without a strength dial
+    refuse it: they have no fidelity endpoint to take the ratios from."""
+    if not preserve_spectra:
+        return None
+    if getattr(net, "endpoints", None) is None:
+        name = model_meta(net).name or "this model"
+        raise ModelError(
+            f"preserve_spectra needs a model with a strength dial (srgan), and {name} has "
+            "none; drop preserve_spectra (--preserve-spectra) or use model='srgan'"
+        )
+    return None if net.strength == 0 else with_strength(net, 0.0)
+
+
+def keep_band_ratios(sr: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+    """``sr`` (bands, y, x) with ``anchor``'s band ratios, in place: each pixel becomes
+    ``anchor * sum(sr) / sum(anchor)`` over its bands, so it keeps ``sr``'s brightness (its
+    texture) and ``anchor``'s spectral angle. Band-shared GAN texture is invented band by band
+    and bends the spectra (SAM); the strength-0 network's spectra are the faithful ones
+    (docs/texture.md). Pixels where a ratio means nothing (a non-positive sum, a negative
+    anchor value) keep ``sr``; so does a single band, whose ratio is 1."""
+    if sr.shape[0] < 2:
+        return sr
+    total, base = sr.sum(0), anchor.sum(0)
+    ok = (total > 0) & (base > 0) & (anchor.amin(0) >= 0)
+    factor = torch.where(ok, total / torch.where(ok, base, 1.0), 1.0)
+    return sr.copy_(torch.where(ok, anchor * factor, sr))
+
+
 def self_ensemble(
     forward: Callable[[torch.Tensor], torch.Tensor], tensor: torch.Tensor
 ) -> torch.Tensor:
@@ -628,6 +658,7 @@ class _BlockPlan:
     dtype: np.dtype
     consistency: bool
     carry: tuple[int, ...] = ()  # band positions carried by nearest neighbour (alpha)
+    anchor: TileRunner | None = None  # strength 0, whose band ratios the output keeps
 
 
 def _upscale_block(
@@ -660,6 +691,11 @@ def _upscale_block(
         sr = runner.run(x, (top, bottom, left, right), scratch=True)
         # the rest goes up without waiting (a pageable copy would wait for the forward pass)
         sr = sr.mul_(runner.to_device(spread)).add_(runner.to_device(offset))
+        if plan.anchor is not None:
+            anchor = plan.anchor.run(x, (top, bottom, left, right), scratch=True)
+            anchor = anchor.mul_(runner.to_device(spread)).add_(runner.to_device(offset))
+            keep_band_ratios(sr, anchor)
+            del anchor
         lr = None
         if plan.consistency:
             lr_values = np.where(core_valid, block[:, top:bottom, left:right], 0)
@@ -768,13 +804,16 @@ def upscale_array(
     consistency: bool = True,
     mask: da.Array | None = None,
     carry: Sequence[int] = (),
+    anchor: TileRunner | None = None,
 ) -> da.Array:
     """Lazy super-resolution of a dask array (bands, y, x); output chunks are ``scale`` times
     the input chunks. Bands stay in one chunk, since the network needs all of them.
 
     ``mask`` (y, x) marks masked pixels with 0: they are invalid, as nodata is. The bands at
     0-based positions ``carry`` (an alpha band) are upsampled by nearest neighbour, never
-    super-resolved; ``runner`` and ``stats`` see the other bands only."""
+    super-resolved; ``runner`` and ``stats`` see the other bands only. With ``anchor`` (a
+    runner like ``runner``, of the strength-0 network) each output pixel keeps the anchor's
+    band ratios (:func:`keep_band_ratios`)."""
     scale = runner.meta.scale
     if array.chunks[0] != (array.shape[0],):
         array = array.rechunk({0: -1})
@@ -796,6 +835,7 @@ def upscale_array(
         dtype=np.dtype(array.dtype),
         consistency=consistency,
         carry=tuple(sorted(int(c) for c in carry)),
+        anchor=anchor,
     )
     out_chunks = (
         array.chunks[0],
@@ -881,6 +921,7 @@ def upscale_dataarray(
     alpha: int | None = None,
     strength: float | None = None,
     tta: bool = False,
+    preserve_spectra: bool = False,
 ) -> xr.DataArray:
     """Lazily super-resolve a georeferenced DataArray (``band, y, x`` or ``y, x``), or a cube
     with leading dimensions such as ``time`` (``time, band, y, x``): each slice is upscaled
@@ -918,11 +959,16 @@ def upscale_dataarray(
             the model's own (``geosr info srgan``). Other models refuse it.
         tta: the x8 self-ensemble: each tile also runs flipped and rotated, and the eight
             outputs are averaged before the projection (8x the network time; see the README).
+        preserve_spectra: for a model with a strength dial, on more than one band: each
+            output pixel keeps the band ratios (the spectral angle) of strength 0 and the
+            brightness, hence the texture, of ``strength`` (:func:`keep_band_ratios`), before
+            the projection. SAM stays at the PSNR model's; it costs a second network pass.
     """
     net = resolve_model(model, strength)
     meta = model_meta(net)
     check_scale(meta, scale)
-    label = model_label(model, net, tta)
+    anchor_net = spectral_anchor(net, preserve_spectra)
+    label = model_label(model, net, tta, preserve_spectra)
     if data.ndim > 3:
         options = {
             "scale": scale,
@@ -937,6 +983,7 @@ def upscale_dataarray(
             "mask": mask,
             "alpha": alpha,
             "tta": tta,
+            "preserve_spectra": preserve_spectra,
         }
         return _upscale_cube(data, net, options, label)
     if data.ndim == 2:
@@ -975,17 +1022,18 @@ def upscale_dataarray(
             stats = model_statistics(meta, count - len(carry), sample, nodata)
     if active_client() is None:
         resolve_device(device)  # fail now, not in the first chunk; a cluster resolves per worker
-    runner = TileRunner(
-        net,
-        device,
-        halo=halo,
-        tile_size=tile_size,
-        batch_size=batch_size,
-        precision=precision,
-        output_dtype=array.dtype,
-        tta=tta,
-    )
-    result = upscale_array(array, runner, stats, nodata, halo, consistency, valid, carry)
+    runner_options = {
+        "device": device,
+        "halo": halo,
+        "tile_size": tile_size,
+        "batch_size": batch_size,
+        "precision": precision,
+        "output_dtype": array.dtype,
+        "tta": tta,
+    }
+    runner = TileRunner(net, **runner_options)
+    anchor = None if anchor_net is None else TileRunner(anchor_net, **runner_options)
+    result = upscale_array(array, runner, stats, nodata, halo, consistency, valid, carry, anchor)
     return _wrap_result(data, result, meta.scale, nodata, label)
 
 
@@ -1094,10 +1142,12 @@ def _mask_array(mask: Any, array: da.Array) -> da.Array | None:
     return values.rechunk(array.chunks[1:])
 
 
-def model_label(model: Any, net: nn.Module, tta: bool = False) -> str:
+def model_label(
+    model: Any, net: nn.Module, tta: bool = False, preserve_spectra: bool = False
+) -> str:
     """The model as the GEOSR_MODEL tag names it: the file or bundled name (an alias such as
     ``default`` as the model it stands for), else the loaded model's own name; then the
-    strength of a model with a strength dial, and the self-ensemble when on."""
+    strength of a model with a strength dial, the band ratios kept and the self-ensemble."""
     if isinstance(model, str | os.PathLike):
         text = os.fspath(model)
         label = Path(ALIASES.get(text, text)).name
@@ -1106,6 +1156,8 @@ def model_label(model: Any, net: nn.Module, tta: bool = False) -> str:
     strength = getattr(net, "strength", None)
     if strength is not None:
         label += f", strength {strength:g}"
+        if preserve_spectra and strength > 0:
+            label += ", spectra of strength 0"
     return label + (", tta x8" if tta else "")
 
 
@@ -1273,6 +1325,7 @@ def upscale(
     format: str | None = None,
     strength: float | None = None,
     tta: bool = False,
+    preserve_spectra: bool = False,
 ) -> Path:
     """Super-resolve a raster into a local GeoTIFF (or Zarr store) on exactly the same footprint.
 
@@ -1300,7 +1353,7 @@ def upscale(
         chunk_size: input pixels per chunk side (default 512).
         overlap: halo in input pixels (default: the receptive radius, exact and seam-free).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        tile_size, batch_size, precision, consistency, strength, tta: see
+        tile_size, batch_size, precision, consistency, strength, tta, preserve_spectra: see
             :func:`upscale_dataarray`.
         cog: write a Cloud-Optimised GeoTIFF with overviews.
         overwrite: replace an existing output.
@@ -1370,8 +1423,9 @@ def upscale(
             mask=mask,
             alpha=alpha,
             tta=tta,
+            preserve_spectra=preserve_spectra,
         )
-        label = model_label(model, net, tta)
+        label = model_label(model, net, tta, preserve_spectra)
         started = time.perf_counter()
         if to_zarr:
             # masked pixels are already nodata (or 0 without a nodata value) in the bands;

@@ -374,3 +374,30 @@ def test_cli_strengths() -> None:
     assert no_dial.returncode == 1 and "Traceback" not in no_dial.stderr
     assert len(no_dial.stderr.strip().splitlines()) == 1
     assert no_dial.stderr.startswith("geosr: error: model srresnet has no GAN endpoint")
+
+
+@needs_srgan
+def test_cli_preserve_spectra_scores_a_twin_per_strength(tmp_path: Path) -> None:
+    """--preserve-spectra adds 'strength S +spectra' for each strength above 0: strength 0's
+    spectral angle error with strength S's texture."""
+    out = tmp_path / "r.json"
+    done = _cli(
+        str(NAIP),
+        *("--max-size", "128", "--degradation", "box", "--model", "srgan"),
+        *("--strength", "0", "1", "--preserve-spectra", "--json", str(out)),
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert data["methods"] == [
+        "strength 0",
+        "strength 1",
+        "strength 1 +spectra",
+        "bicubic",
+        "lanczos",
+    ]
+    assert data["preserve_spectra"] and data["strengths"] == [0.0, 1.0]
+    box = data["summary"]["box"]
+    zero, one, kept = (box[m] for m in ("strength 0", "strength 1", "strength 1 +spectra"))
+    assert kept["sam"] < one["sam"] and kept["sam"] < 1.02 * zero["sam"], (zero, one, kept)
+    assert kept["gradient_ratio"] > zero["gradient_ratio"] * 1.05
+    assert kept["lr_error"] <= 1.0

@@ -205,3 +205,119 @@ def test_old_checkpoints_still_load_and_run(naip_crop: Path, tmp_path: Path) -> 
     assert old.strength is None
     out = geosr.upscale(naip_crop, tmp_path / "old.tif", model=OLD_SRGAN)
     assert _read(out).shape == (4, 384, 384)
+
+
+def _sam(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean spectral angle (rad) between two (bands, y, x) images."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    cosine = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0)).clip(1e-12)
+    return float(np.arccos(cosine.clip(-1, 1)).mean())
+
+
+def test_keep_band_ratios_takes_brightness_from_one_and_spectra_from_the_other() -> None:
+    from geosr.pipeline import keep_band_ratios
+
+    generator = torch.Generator().manual_seed(0)
+    sr = torch.rand(4, 8, 8, generator=generator) * 200 + 1
+    anchor = torch.rand(4, 8, 8, generator=generator) * 200 + 1
+    anchor[:, 0, 0] = torch.tensor([-5.0, 10, 10, 10])  # a negative value: no ratio to keep
+    before = sr.clone()
+    out = keep_band_ratios(sr, anchor)
+    assert out is sr  # in place
+    assert torch.allclose(out.sum(0), before.sum(0), rtol=1e-5)  # brightness (texture) of sr
+    ratios = out / out.sum(0)
+    expected = anchor / anchor.sum(0)
+    ok = torch.ones(8, 8, dtype=torch.bool)
+    ok[0, 0] = False
+    assert torch.allclose(ratios[:, ok], expected[:, ok], atol=1e-6)  # spectra of anchor
+    assert torch.equal(out[:, 0, 0], before[:, 0, 0])
+    one = torch.rand(1, 8, 8, generator=generator)
+    assert torch.equal(keep_band_ratios(one.clone(), torch.rand(1, 8, 8)), one)
+
+
+@pytest.fixture(scope="module")
+def kept(naip_crop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The crop at strength 1 with strength 0's band ratios."""
+    folder = tmp_path_factory.mktemp("spectra")
+    return geosr.upscale(
+        naip_crop, folder / "kept.tif", model="srgan", strength=1, preserve_spectra=True
+    )
+
+
+def test_preserve_spectra_keeps_strength_zero_spectra_and_strength_one_texture(
+    naip_crop: Path, outputs: dict[float, Path], kept: Path
+) -> None:
+    zero, one, out = (_read(p).astype(np.float64) for p in (outputs[0.0], outputs[1.0], kept))
+    plain_angle, kept_angle = _sam(one, zero), _sam(out, zero)
+    # what is left comes from the projection's per-band shifts and rounding to 8 bits
+    assert kept_angle < 0.4 * plain_angle, (kept_angle, plain_angle)
+    texture = {
+        name: mean_gradient_magnitude(x) for name, x in (("0", zero), ("1", one), ("k", out))
+    }
+    assert texture["k"] > 0.9 * texture["1"] and texture["k"] > 1.05 * texture["0"], texture
+    # the projection still holds: every unclipped block averages back to its input pixel
+    lr = _read(naip_crop).astype(np.float64)
+    inside = (out > 0).all(axis=0) & (out < 255).all(axis=0)
+    blocks = _box_down(inside[None].astype(float), 4)[0] == 1
+    assert np.abs(_box_down(out, 4) - lr)[:, blocks].max() <= 1.0
+    with rasterio.open(kept) as src:
+        assert src.tags()["GEOSR_MODEL"] == "srgan, strength 1, spectra of strength 0"
+
+
+def test_preserve_spectra_is_a_no_op_at_strength_zero_and_on_one_band(
+    naip_crop: Path, outputs: dict[float, Path], tmp_path: Path
+) -> None:
+    zero = geosr.upscale(
+        naip_crop, tmp_path / "zero.tif", model="srgan", strength=0, preserve_spectra=True
+    )
+    assert np.array_equal(_read(zero), _read(outputs[0.0]))
+    one_band = {
+        kept: geosr.upscale(
+            naip_crop,
+            tmp_path / f"band_{kept}.tif",
+            model="srgan",
+            strength=1,
+            bands=[2],
+            preserve_spectra=kept,
+        )
+        for kept in (False, True)
+    }
+    assert np.array_equal(_read(one_band[False]), _read(one_band[True]))
+
+
+def test_preserve_spectra_through_the_accessor_and_cube(naip_crop: Path, kept: Path) -> None:
+    da = rioxarray.open_rasterio(naip_crop, chunks={"x": 48, "y": 48})
+    lazy = da.geosr.upscale("srgan", strength=1, preserve_spectra=True)
+    assert lazy.attrs["geosr_model"] == "srgan, strength 1, spectra of strength 0"
+    assert np.abs(lazy.values.astype(int) - _read(kept).astype(int)).max() <= 1
+    cube = da.expand_dims(time=2).copy().geosr.upscale("srgan", strength=1, preserve_spectra=True)
+    assert np.array_equal(cube.isel(time=0).values, lazy.values)
+
+
+GEOSR = (sys.executable, "-m", "geosr")
+NO_DIAL = ("--model", "srresnet", "--preserve-spectra")
+KEPT = ("--strength", "1", "--preserve-spectra")
+
+
+def test_preserve_spectra_without_a_dial_is_refused(naip_crop: Path, tmp_path: Path) -> None:
+    with pytest.raises(geosr.ModelError, match="preserve_spectra needs a model with a strength"):
+        geosr.upscale(naip_crop, tmp_path / "out.tif", model="srresnet", preserve_spectra=True)
+    assert not (tmp_path / "out.tif").exists()
+    done = subprocess.run(
+        [*GEOSR, "upscale", str(naip_crop), str(tmp_path / "cli.tif"), *NO_DIAL],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "--preserve-spectra" in done.stderr
+    assert not (tmp_path / "cli.tif").exists()
+    ok = subprocess.run(
+        [*GEOSR, "upscale", str(naip_crop), str(tmp_path / "ok.tif"), *KEPT],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    with rasterio.open(tmp_path / "ok.tif") as src:
+        assert src.tags()["GEOSR_MODEL"] == "srgan, strength 1, spectra of strength 0"

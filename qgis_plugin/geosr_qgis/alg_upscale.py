@@ -34,6 +34,7 @@ class UpscaleAlgorithm(GeosrAlgorithm):
     MODEL = "MODEL"
     STRENGTH = "STRENGTH"
     TTA = "TTA"
+    PRESERVE_SPECTRA = "PRESERVE_SPECTRA"
     CHUNK_SIZE = "CHUNK_SIZE"
     DEVICE = "DEVICE"
     BANDS = "BANDS"
@@ -104,6 +105,18 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             "(x8 self-ensemble): a little higher fidelity for eight times the network time.",
             advanced=True,
         )
+        self.add(
+            QgsProcessingParameterBoolean(
+                self.PRESERVE_SPECTRA,
+                tr("Keep the fidelity model's band ratios (2x slower)"),
+                defaultValue=False,
+            ),
+            "For a model with a strength dial, on a raster of several bands: each output "
+            "pixel keeps the band ratios (spectral angle) of strength 0 and the brightness, "
+            "hence the texture, of the chosen strength. Use it when spectra matter (indices, "
+            "classification); it runs the network twice. Other models refuse it.",
+            advanced=True,
+        )
         self.add_device(self.DEVICE, "the network", advanced=False)
         self.add_integer(
             self.CHUNK_SIZE,
@@ -171,6 +184,8 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             args += ["--strength", f"{strength:g}"]
         if self.parameterAsBoolean(parameters, self.TTA, context):
             args.append("--tta")
+        if self.parameterAsBoolean(parameters, self.PRESERVE_SPECTRA, context):
+            args.append("--preserve-spectra")
         args += self.integer_args(parameters, context, {self.CHUNK_SIZE: "--chunk-size"})
         args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
         bands = self.parameterAsInts(parameters, self.BANDS, context)

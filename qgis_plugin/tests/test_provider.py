@@ -45,6 +45,7 @@ EXPECTED_PARAMETERS = {
         "MODEL": QgsProcessingParameterFile,
         "STRENGTH": QgsProcessingParameterNumber,
         "TTA": QgsProcessingParameterBoolean,
+        "PRESERVE_SPECTRA": QgsProcessingParameterBoolean,
         "DEVICE": QgsProcessingParameterEnum,
         "CHUNK_SIZE": QgsProcessingParameterNumber,
         "BANDS": QgsProcessingParameterBand,
@@ -166,6 +167,7 @@ def test_upscale_parameter_details(provider):
     assert strength.dataType() == QgsProcessingParameterNumber.Double
     assert (strength.minimum(), strength.maximum()) == (0.0, 1.0)
     assert algorithm.parameterDefinition("TTA").defaultValue() is False
+    assert algorithm.parameterDefinition("PRESERVE_SPECTRA").defaultValue() is False
     chunk = algorithm.parameterDefinition("CHUNK_SIZE")
     assert chunk.flags() & QgsProcessingParameterDefinition.FlagOptional
     assert chunk.dataType() == QgsProcessingParameterNumber.Integer
