@@ -130,7 +130,12 @@ def _wait_for_progress(proc: subprocess.Popen) -> None:
     raise AssertionError("no progress before the child ended: " + proc.stderr.read())
 
 
-@pytest.mark.parametrize("how", ["sigterm", "stdin-eof"])
+def _ignore_sigint() -> None:
+    """What a shell does to a job it starts in the background: SIGINT is ignored there."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "stdin-eof", "stdin-eof-background"])
 def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Path) -> None:
     src = crop(LANDSAT8, Window(0, 0, 384, 384))
     out = tmp_path / "out.tif"
@@ -157,6 +162,7 @@ def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if how.endswith("background") else None,
     )
     try:
         _wait_for_progress(proc)
