@@ -30,7 +30,8 @@ Sections:
               then geosr.upscale of that 4-band crop with each (consistency on; the 0.x
               srgan file vs the bundled srresnet, or a saved fast-layout model with random
               weights while srresnet still has the old layout), and the x8 self-ensemble
-              (tta=True) vs off with the new one. Old and new runs alternate:
+              (tta=True) vs off with the new one, and srgan at strength 1 with
+              preserve_spectra=True vs off (a second network pass). Old and new runs alternate:
               python benchmarks/run.py --only model
     gpu       CUDA only: the generator's forward throughput on the device (fp32, fp16, bf16),
               the whole pipeline's throughput and overhead ratio, and how far half precision
@@ -678,6 +679,20 @@ def bench_model(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     tta_runs = {"off": pipeline(fast_path), "tta": pipeline(fast_path, tta=True)}
     tta_runs["tta"]()  # warm-up
     best_tta = _interleaved(tta_runs, args.repeat)
+
+    def srgan(preserve_spectra: bool) -> Callable[[], None]:
+        return lambda: geosr.upscale(
+            NAIP,
+            work / "model_bench.tif",
+            model="srgan",
+            strength=1,
+            overwrite=True,
+            preserve_spectra=preserve_spectra,
+        )
+
+    spectra_runs = {"off": srgan(False), "kept": srgan(True)}
+    spectra_runs["kept"]()  # warm-up: loads and interpolates both strengths
+    best_spectra = _interleaved(spectra_runs, args.repeat)
     return {
         "forward": forward_result,
         "pipeline": {
@@ -693,6 +708,12 @@ def bench_model(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "tta_x8_s": round(best_tta["tta"][0], 3),
             "ratio_tta_over_off": round(best_tta["tta"][0] / best_tta["off"][0], 2),
             "expected": "about 8x the network time",
+        },
+        "preserve_spectra_srgan": {
+            "off_s": round(best_spectra["off"][0], 3),
+            "kept_s": round(best_spectra["kept"][0], 3),
+            "ratio_kept_over_off": round(best_spectra["kept"][0] / best_spectra["off"][0], 2),
+            "expected": "about 2x the network time",
         },
     }
 
