@@ -133,6 +133,10 @@ def watch_stdin() -> None:
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    # once: a second Ctrl-C or SIGTERM must not cut short the clean-up the first started (a
+    # temporary output is removed on the way out); SIGKILL still ends the process at once
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -171,6 +175,8 @@ class Console:
         events = EventStream(getattr(args, "progress", "bar") == "jsonl")
         configure_logging(self.prog, events, self.log_level, getattr(args, "verbose", False))
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored
+            signal.signal(signal.SIGINT, _raise_interrupt)
         if getattr(args, "exit_on_stdin_eof", False):
             watch_stdin()
         return self.run(args, events, debug="--debug" in argv)

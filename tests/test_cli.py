@@ -135,7 +135,7 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("how", ["sigterm", "stdin-eof", "stdin-eof-background"])
+@pytest.mark.parametrize("how", ["sigterm", "sigint", "stdin-eof", "stdin-eof-background"])
 def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Path) -> None:
     src = crop(LANDSAT8, Window(0, 0, 384, 384))
     out = tmp_path / "out.tif"
@@ -166,10 +166,10 @@ def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Pa
     )
     try:
         _wait_for_progress(proc)
-        if how == "sigterm":
-            proc.send_signal(signal.SIGTERM)
-        else:
+        if how == "stdin-eof" or how == "stdin-eof-background":
             proc.stdin.close()
+        else:
+            proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
         code = proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
@@ -178,6 +178,22 @@ def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Pa
     assert "interrupted" in proc.stderr.read()
     time.sleep(0.2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.tif"]
+
+
+def test_a_second_interrupt_cannot_cut_the_clean_up_short() -> None:
+    """After the first Ctrl-C or SIGTERM both are ignored, so the clean-up that the first
+    started (removing the temporary output) runs to its end and the exit code stays 130."""
+    from geosr.console import _raise_interrupt
+
+    saved = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _raise_interrupt(signal.SIGTERM, None)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
 
 
 def test_console_script_is_installed() -> None:
