@@ -44,7 +44,7 @@ from geosr.metrics import (
     lanczos_upsample,
     mean_gradient_magnitude,
 )
-from geosr.pipeline import resolve_model, spectral_anchor, upscale, valid_mask
+from geosr.pipeline import keeps_spectra, resolve_model, upscale, valid_mask
 from geosr.raster import open_info, open_raster
 
 if TYPE_CHECKING:
@@ -237,8 +237,7 @@ def model_variants(
         runs = list({f"strength {n.strength:g}": n for n in nets}.items())
     variants = []
     for name, net in runs:
-        kept = preserve_spectra and spectral_anchor(net, True) is not None
-        for spectra in (False, True) if kept else (False,):
+        for spectra in (False, True) if keeps_spectra(net, preserve_spectra) else (False,):
             label = name + (SPECTRA_SUFFIX if spectra else "")
             variants.append(ModelVariant(label, net, preserve_spectra=spectra))
             if tta:

@@ -98,19 +98,18 @@ def resolve_model(
     return load_model(model, strength)
 
 
-def spectral_anchor(net: nn.Module, preserve_spectra: bool) -> nn.Module | None:
-    """The strength-0 network whose band ratios ``preserve_spectra`` keeps, or None when there
-    is nothing to keep (off, or ``net`` already at strength 0). Models without a strength dial
-    refuse it: they have no fidelity endpoint to take the ratios from."""
+def keeps_spectra(net: nn.Module, preserve_spectra: bool) -> bool:
+    """Whether ``preserve_spectra`` changes anything: on, and ``net`` above strength 0. Models
+    without a strength dial refuse it: they have no fidelity endpoint to take the ratios from."""
     if not preserve_spectra:
-        return None
+        return False
     if getattr(net, "endpoints", None) is None:
         name = model_meta(net).name or "this model"
         raise ModelError(
             f"preserve_spectra needs a model with a strength dial (srgan), and {name} has "
             "none; drop preserve_spectra (--preserve-spectra) or use model='srgan'"
         )
-    return None if net.strength == 0 else with_strength(net, 0.0)
+    return net.strength > 0
 
 
 def keep_band_ratios(sr: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
@@ -690,11 +689,11 @@ def _upscale_block(
     with runner.stream():
         sr = runner.run(x, (top, bottom, left, right), scratch=True)
         # the rest goes up without waiting (a pageable copy would wait for the forward pass)
-        sr = sr.mul_(runner.to_device(spread)).add_(runner.to_device(offset))
+        spread_t, offset_t = runner.to_device(spread), runner.to_device(offset)
+        sr = sr.mul_(spread_t).add_(offset_t)
         if plan.anchor is not None:
             anchor = plan.anchor.run(x, (top, bottom, left, right), scratch=True)
-            anchor = anchor.mul_(runner.to_device(spread)).add_(runner.to_device(offset))
-            keep_band_ratios(sr, anchor)
+            keep_band_ratios(sr, anchor.mul_(spread_t).add_(offset_t))
             del anchor
         lr = None
         if plan.consistency:
@@ -967,7 +966,7 @@ def upscale_dataarray(
     net = resolve_model(model, strength)
     meta = model_meta(net)
     check_scale(meta, scale)
-    anchor_net = spectral_anchor(net, preserve_spectra)
+    kept = keeps_spectra(net, preserve_spectra)  # refuses a model without a dial, before any work
     label = model_label(model, net, tta, preserve_spectra)
     if data.ndim > 3:
         options = {
@@ -1032,7 +1031,9 @@ def upscale_dataarray(
         "tta": tta,
     }
     runner = TileRunner(net, **runner_options)
-    anchor = None if anchor_net is None else TileRunner(anchor_net, **runner_options)
+    anchor = None  # the strength-0 network, whose band ratios the output keeps
+    if kept and count - len(carry) > 1:  # one band has no ratios: no second network pass
+        anchor = TileRunner(with_strength(net, 0.0), **runner_options)
     result = upscale_array(array, runner, stats, nodata, halo, consistency, valid, carry, anchor)
     return _wrap_result(data, result, meta.scale, nodata, label)
 
@@ -1156,7 +1157,7 @@ def model_label(
     strength = getattr(net, "strength", None)
     if strength is not None:
         label += f", strength {strength:g}"
-        if preserve_spectra and strength > 0:
+        if keeps_spectra(net, preserve_spectra):
             label += ", spectra of strength 0"
     return label + (", tta x8" if tta else "")
 

@@ -133,12 +133,14 @@ def test_strength_for_a_model_without_a_gan_endpoint_is_refused(naip_crop: Path,
         geosr.upscale_dataarray(rioxarray.open_rasterio(naip_crop), module, strength=0.2)
 
 
-def test_cli_strength_and_tta(naip_crop: Path, tmp_path: Path) -> None:
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "geosr", *args], capture_output=True, text=True, check=False
-        )
+def run(*args: str) -> subprocess.CompletedProcess:
+    """``geosr ARGS...`` in a child process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "geosr", *args], capture_output=True, text=True, check=False
+    )
 
+
+def test_cli_strength_and_tta(naip_crop: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.tif"
     done = run("upscale", str(naip_crop), str(out), "--strength", "1", "--tta")
     assert done.returncode == 0, done.stderr
@@ -294,29 +296,23 @@ def test_preserve_spectra_through_the_accessor_and_cube(naip_crop: Path, kept: P
     assert np.array_equal(cube.isel(time=0).values, lazy.values)
 
 
-GEOSR = (sys.executable, "-m", "geosr")
-NO_DIAL = ("--model", "srresnet", "--preserve-spectra")
-KEPT = ("--strength", "1", "--preserve-spectra")
-
-
 def test_preserve_spectra_without_a_dial_is_refused(naip_crop: Path, tmp_path: Path) -> None:
     with pytest.raises(geosr.ModelError, match="preserve_spectra needs a model with a strength"):
         geosr.upscale(naip_crop, tmp_path / "out.tif", model="srresnet", preserve_spectra=True)
     assert not (tmp_path / "out.tif").exists()
-    done = subprocess.run(
-        [*GEOSR, "upscale", str(naip_crop), str(tmp_path / "cli.tif"), *NO_DIAL],
-        capture_output=True,
-        text=True,
-        check=False,
+    done = run(
+        "upscale",
+        str(naip_crop),
+        str(tmp_path / "cli.tif"),
+        "--model",
+        "srresnet",
+        "--preserve-spectra",
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "--preserve-spectra" in done.stderr
     assert not (tmp_path / "cli.tif").exists()
-    ok = subprocess.run(
-        [*GEOSR, "upscale", str(naip_crop), str(tmp_path / "ok.tif"), *KEPT],
-        capture_output=True,
-        text=True,
-        check=False,
+    ok = run(
+        "upscale", str(naip_crop), str(tmp_path / "ok.tif"), "--strength", "1", "--preserve-spectra"
     )
     assert ok.returncode == 0, ok.stderr
     with rasterio.open(tmp_path / "ok.tif") as src:

@@ -25,8 +25,11 @@ rm -rf /tmp/psnr /tmp/gan_a /tmp/gan_b /tmp/gan_c
 $PY -m geosr.train --config scripts/device/psnr.toml --time-limit "$T1" --progress none $EXTRA > "$OUT/psnr.log" 2>&1
 echo "psnr rc=$?"; tail -4 "$OUT/psnr.log"; cut -d, -f1-4,6 /tmp/psnr/metrics.csv
 [ -f /tmp/psnr/best.safetensors ] || exit 5
+# (a) the bundled recipe, (b) adversarial weight 1e-2, (c) bicubic degradation only
+declare -A VARIANT=([a]="" [b]="--adversarial-weight 1e-2" [c]="--mix bicubic")
 for v in a b c; do
-  OMP_NUM_THREADS=2 $PY -m geosr.train --config scripts/device/gan_$v.toml --time-limit "$T2" --progress none $EXTRA > /tmp/gan_$v.log 2>&1 &
+  OMP_NUM_THREADS=2 $PY -m geosr.train --config scripts/device/gan.toml --out /tmp/gan_$v ${VARIANT[$v]} \
+    --time-limit "$T2" --progress none $EXTRA > /tmp/gan_$v.log 2>&1 &
 done
 ( while sleep 45; do for v in a b c; do [ -f /tmp/gan_$v/last.safetensors ] && cp /tmp/gan_$v/last.safetensors /tmp/gan_$v/snap_$(date +%s).safetensors; done; done ) &
 snapper=$!
