@@ -35,6 +35,16 @@ def config(tmp_path: Path, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def tiny_flags(out: Path, *data: Path | str, **overrides: object) -> list[str]:
+    """geosr-train's flags for a run of :data:`TINY` options on ``data`` (default: the
+    Landsat 8 crop), ``overrides`` after them, with no progress display."""
+    options = {**TINY, "progress": "none", **overrides}
+    flags = ["--data", *map(str, data or (LANDSAT8,)), "--out", str(out)]
+    for name, value in options.items():
+        flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags
+
+
 def test_pretraining_lowers_the_pixel_loss(tmp_path: Path) -> None:
     """A few dozen real steps on a real scene lower the L1 error on held-out patches."""
     trainer = Trainer(
@@ -60,31 +70,7 @@ def test_pretraining_lowers_the_pixel_loss(tmp_path: Path) -> None:
 
 def test_full_run_writes_models_config_and_metrics(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    code = main(
-        [
-            "--data",
-            str(LANDSAT8),
-            str(LANDSAT7_OLINDA),
-            "--out",
-            str(out),
-            "--steps",
-            "6",
-            "--val-every",
-            "3",
-            "--width",
-            "8",
-            "--blocks",
-            "1",
-            "--patch",
-            "32",
-            "--batch-size",
-            "4",
-            "--max-val-samples",
-            "6",
-            "--progress",
-            "none",
-        ]
-    )
+    code = main(tiny_flags(out, LANDSAT8, LANDSAT7_OLINDA, steps=6, val_every=3, max_val_samples=6))
     assert code == 0
     for name in (
         "best.safetensors",
@@ -246,26 +232,7 @@ def test_cosine_schedule_decays_to_the_floor(tmp_path: Path) -> None:
 
 def test_resume_from_the_saved_config(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = [
-        "--data",
-        str(LANDSAT8),
-        "--out",
-        str(out),
-        "--width",
-        "8",
-        "--blocks",
-        "1",
-        "--patch",
-        "32",
-        "--batch-size",
-        "4",
-        "--val-every",
-        "2",
-        "--max-val-samples",
-        "4",
-        "--progress",
-        "none",
-    ]
+    args = tiny_flags(out, val_every=2, max_val_samples=4)
     assert main([*args, "--steps", "2"]) == 0
     assert (
         main(
@@ -281,32 +248,9 @@ def test_resume_from_the_saved_config(tmp_path: Path) -> None:
 def test_two_process_gloo_data_parallel(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     result = _torchrun(
-        [
-            "--data",
-            str(LANDSAT8),
-            "--bands",
-            "4",
-            "--out",
-            str(out),
-            "--steps",
-            "4",
-            "--val-every",
-            "2",
-            "--width",
-            "8",
-            "--blocks",
-            "1",
-            "--patch",
-            "32",
-            "--batch-size",
-            "2",
-            "--max-val-samples",
-            "4",
-            "--progress",
-            "none",
-            "--device",
-            "cpu",
-        ]
+        tiny_flags(
+            out, bands=4, steps=4, val_every=2, batch_size=2, max_val_samples=4, device="cpu"
+        )
     )
     assert result.returncode == 0, result.stderr[-3000:]
     meta = geosr.load_model(out / "best.safetensors").meta
@@ -364,23 +308,32 @@ def test_a_divergent_process_stops_every_process(tmp_path: Path) -> None:
     data[:, np.random.default_rng(0).random(data.shape[1:]) < 0.005] = 1e30
     with rasterio.open(hot, "w", **profile) as dst:
         dst.write(data)
-    options = {"data": [str(LANDSAT8), str(hot)], "batch_size": 1, "max_val_samples": 2}
+    data = [str(LANDSAT8), str(hot)]
+    options = {"batch_size": 1, "max_val_samples": 2}
     seed = next(
         (
             s
             for s in range(50)
-            if len(_first_overflowing_ranks(config(tmp_path, **options, steps=20, seed=s), 2)) == 1
+            if len(
+                _first_overflowing_ranks(
+                    config(tmp_path, data=data, **options, steps=20, seed=s), 2
+                )
+            )
+            == 1
         ),
         None,
     )
     assert seed is not None, "no seed lets exactly one process draw a hot patch first"
     result = _torchrun(
-        [
-            *("--data", *options["data"], "--out", str(tmp_path / "ddp"), "--seed", str(seed)),
-            *("--pixel-loss", "mse", "--steps", "20", "--batch-size", "1", "--patch", "32"),
-            *("--width", "8", "--blocks", "1", "--val-every", "1000", "--max-val-samples", "2"),
-            *("--progress", "none", "--device", "cpu"),
-        ],
+        tiny_flags(
+            tmp_path / "ddp",
+            *data,
+            **options,
+            seed=seed,
+            pixel_loss="mse",
+            steps=20,
+            device="cpu",
+        ),
         timeout=300,
     )
     # each process reports before any exits (torchrun then ends the rest, so the final
@@ -467,9 +420,8 @@ def test_sigterm_stops_training_with_a_resume_hint(tmp_path: Path) -> None:
     """geosr-train shares geosr's stop on SIGTERM: one error event, exit 130."""
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "geosr.train", "--data", str(LANDSAT8)),
-            *("--out", str(tmp_path / "run"), "--steps", "100000", "--progress", "jsonl"),
-            *("--width", "8", "--blocks", "1", "--patch", "32", "--batch-size", "2"),
+            *(sys.executable, "-m", "geosr.train"),
+            *tiny_flags(tmp_path / "run", steps=100000, batch_size=2, progress="jsonl"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -508,26 +460,7 @@ def test_resume_without_state(tmp_path: Path, capsys) -> None:
 
 def test_divergence_stops_with_a_usable_checkpoint(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
-    args = [
-        "--data",
-        str(LANDSAT8),
-        "--out",
-        str(out),
-        "--width",
-        "8",
-        "--blocks",
-        "1",
-        "--patch",
-        "32",
-        "--batch-size",
-        "4",
-        "--val-every",
-        "1000",
-        "--progress",
-        "none",
-        "--grad-clip",
-        "0",
-    ]
+    args = tiny_flags(out, grad_clip=0)
     assert main([*args, "--steps", "2"]) == 0
     code = main([*args, "--steps", "40", "--resume", "--lr", "1e30"])
     err = capsys.readouterr().err
