@@ -135,6 +135,12 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _default_sigint() -> None:
+    """A foreground child: SIGINT acts, even when the tests themselves run as a background
+    job (``make test &`` in a script), whose ignored SIGINT geosr would rightly keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", ["sigterm", "sigint", "stdin-eof", "stdin-eof-background"])
 def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Path) -> None:
     src = crop(LANDSAT8, Window(0, 0, 384, 384))
@@ -162,7 +168,7 @@ def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_ignore_sigint if how.endswith("background") else None,
+        preexec_fn=_ignore_sigint if how.endswith("background") else _default_sigint,
     )
     try:
         _wait_for_progress(proc)
