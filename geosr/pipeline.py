@@ -123,7 +123,7 @@ def keep_band_ratios(sr: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
         return sr
     total, base = sr.sum(0), anchor.sum(0)
     ok = (total > 0) & (base > 0) & (anchor.amin(0) >= 0)
-    factor = torch.where(ok, total / torch.where(ok, base, 1.0), 1.0)
+    factor = total / torch.where(ok, base, 1.0)  # pixels not ok keep sr below
     return sr.copy_(torch.where(ok, anchor * factor, sr))
 
 

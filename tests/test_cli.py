@@ -172,7 +172,7 @@ def test_killed_run_leaves_no_output(how: str, crop, model_factory, tmp_path: Pa
     )
     try:
         _wait_for_progress(proc)
-        if how == "stdin-eof" or how == "stdin-eof-background":
+        if how.startswith("stdin-eof"):
             proc.stdin.close()
         else:
             proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)

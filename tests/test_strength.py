@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 import geosr
 from geosr.checkpoint import load_model, save_model, with_endpoints
-from geosr.metrics import mean_gradient_magnitude
+from geosr.metrics import mean_gradient_magnitude, sam
 from tests.conftest import DATA, LANDSAT8, NAIP_DIR
 
 NAIP = NAIP_DIR / "m_4709963_se_14_1_20150926.tif"
@@ -209,13 +209,6 @@ def test_old_checkpoints_still_load_and_run(naip_crop: Path, tmp_path: Path) -> 
     assert _read(out).shape == (4, 384, 384)
 
 
-def _sam(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean spectral angle (rad) between two (bands, y, x) images."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    cosine = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0)).clip(1e-12)
-    return float(np.arccos(cosine.clip(-1, 1)).mean())
-
-
 def test_keep_band_ratios_takes_brightness_from_one_and_spectra_from_the_other() -> None:
     from geosr.pipeline import keep_band_ratios
 
@@ -250,7 +243,7 @@ def test_preserve_spectra_keeps_strength_zero_spectra_and_strength_one_texture(
     naip_crop: Path, outputs: dict[float, Path], kept: Path
 ) -> None:
     zero, one, out = (_read(p).astype(np.float64) for p in (outputs[0.0], outputs[1.0], kept))
-    plain_angle, kept_angle = _sam(one, zero), _sam(out, zero)
+    plain_angle, kept_angle = sam(one, zero), sam(out, zero)
     # what is left comes from the projection's per-band shifts and rounding to 8 bits
     assert kept_angle < 0.4 * plain_angle, (kept_angle, plain_angle)
     texture = {
