@@ -77,6 +77,16 @@ Sources = Source | Sequence[Source]
 
 
 @dataclass(frozen=True)
+class QualitySource:
+    """A quality band on a raster's grid and the rule saying which of its values are masked
+    (any picklable object with ``masked(values) -> bool array``, such as a product's
+    :class:`geosr.products.model.QualityRule`)."""
+
+    name: str = field(repr=False)  # GDAL dataset name (a VRT on the raster's grid)
+    rule: Any
+
+
+@dataclass(frozen=True)
 class RasterInfo:
     """What geosr needs to know about a source raster, read once when it is opened."""
 
@@ -105,6 +115,7 @@ class RasterInfo:
     gcp_crs: CRS | None = None
     rpcs: RPC | None = None
     bands: tuple[int, ...] = field(default=())  # 1-based band indexes selected for processing
+    quality: tuple[QualitySource, ...] = ()  # cloud and fill flags that mask pixels too
 
     @property
     def has_transform(self) -> bool:
@@ -399,6 +410,25 @@ class MaskReader(WindowReader):
         return src.read_masks(self.bands[0], window=window)
 
 
+class QualityReader(WindowReader):
+    """Array-like (y, x) view of a quality band as a mask: 0 where its rule masks a pixel,
+    255 where the pixel is clear."""
+
+    def __init__(self, source: QualitySource, height: int, width: int, label: str | None = None):
+        super().__init__(source.name, [1], height, width, "uint8", label)
+        self.rule = source.rule
+        self.shape = (height, width)
+        self.ndim = 2
+
+    def read(self, src: rasterio.DatasetReader, bands: slice, window: Window) -> np.ndarray:
+        return clear_pixels(self.rule, src.read(1, window=window))
+
+
+def clear_pixels(rule: Any, flags: np.ndarray) -> np.ndarray:
+    """A quality band's values as a GDAL-style mask: 0 where ``rule`` masks, else 255."""
+    return np.where(rule.masked(flags), 0, 255).astype(np.uint8)
+
+
 def lazy_array(info: RasterInfo, chunk_size: int) -> da.Array:
     """The selected bands as a dask array (bands, y, x), one chunk per ``chunk_size`` square."""
     reader = WindowReader(info.name, info.selected, info.height, info.width, info.dtype, info.label)
@@ -408,17 +438,26 @@ def lazy_array(info: RasterInfo, chunk_size: int) -> da.Array:
 
 def lazy_mask(info: RasterInfo, chunk_size: int) -> da.Array | None:
     """Where the raster's pixels are valid, as a dask array (y, x) that is 0 where masked: its
-    alpha band, or its per-dataset mask (internal or ``.msk``); None if it has neither."""
+    alpha band, or its per-dataset mask (internal or ``.msk``), and where its quality bands
+    (:attr:`RasterInfo.quality`) flag nothing; None if it has none of these."""
+    valid = None
     if info.alpha is not None:
         reader = WindowReader(
             info.name, [info.alpha], info.height, info.width, info.dtype, info.label
         )
         chunks: tuple[int, ...] = (1, chunk_size, chunk_size)
-        return _from_reader(reader, chunks, _read_token(info, chunk_size, "alpha"))[0]
-    if info.mask:
+        valid = _from_reader(reader, chunks, _read_token(info, chunk_size, "alpha"))[0]
+    elif info.mask:
         reader = MaskReader(info.name, info.network_bands[0], info.height, info.width, info.label)
-        return _from_reader(reader, (chunk_size, chunk_size), _read_token(info, chunk_size, "mask"))
-    return None
+        valid = _from_reader(
+            reader, (chunk_size, chunk_size), _read_token(info, chunk_size, "mask")
+        )
+    for number, source in enumerate(info.quality):
+        flags = QualityReader(source, info.height, info.width, info.label)
+        token = _read_token(info, chunk_size, f"quality{number}")
+        clear = _from_reader(flags, (chunk_size, chunk_size), token)
+        valid = clear if valid is None else da.where(clear != 0, valid, 0)
+    return valid
 
 
 def _from_reader(reader: WindowReader, chunks: tuple[int, ...], token: str) -> da.Array:
@@ -447,18 +486,24 @@ def read_sample(info: RasterInfo, max_pixels: int = DEFAULT_STATS_PIXELS) -> np.
 
 
 def sample_mask(info: RasterInfo, max_pixels: int = DEFAULT_STATS_PIXELS) -> np.ndarray | None:
-    """The pixels of :func:`read_sample` that its alpha band or per-dataset mask leaves valid,
-    as a boolean (y, x) array; None when the raster has neither."""
-    if info.alpha is None and not info.mask:
-        return None
-    with open_raster(info.name) as src:
-        if info.alpha is not None:
-            return read_decimated(src, [info.alpha], max_pixels)[0][0] > 0
-        shape = decimated_shape(info.height, info.width, max_pixels)
-        masks = src.read_masks(
-            info.network_bands[0], out_shape=shape, resampling=Resampling.nearest
-        )
-        return masks > 0
+    """The pixels of :func:`read_sample` that its alpha band, per-dataset mask and quality
+    bands leave valid, as a boolean (y, x) array; None when the raster has none of these."""
+    valid = None
+    if info.alpha is not None or info.mask:
+        with open_raster(info.name) as src:
+            if info.alpha is not None:
+                valid = read_decimated(src, [info.alpha], max_pixels)[0][0] > 0
+            else:
+                shape = decimated_shape(info.height, info.width, max_pixels)
+                masks = src.read_masks(
+                    info.network_bands[0], out_shape=shape, resampling=Resampling.nearest
+                )
+                valid = masks > 0
+    for source in info.quality:
+        with open_raster(source.name) as src:
+            clear = clear_pixels(source.rule, read_decimated(src, [1], max_pixels)[0][0]) > 0
+        valid = clear if valid is None else valid & clear
+    return valid
 
 
 def read_decimated(
