@@ -1,0 +1,71 @@
+"""A product made of single-band files on several grids that cover one footprint, such as
+Sentinel-2 band files at 10, 20 and 60 m, or Landsat bands with their 15 m pan band.
+
+Each file's band is named by ``band_names=``, else by the file's band description, else by
+the band name its file name ends with (``..._B8A.jp2``, ``..._B4.TIF``), else by its file
+name. Sentinel-2 and Landsat names bring their wavelengths from the band tables; files that
+sit in a SAFE product also bring the product's radiometric scale and offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from geosr.errors import InputError
+from geosr.products.bands import band_name_in, sensor_table
+from geosr.products.headers import product_band, read_header
+from geosr.products.model import Product, ProductBand
+from geosr.sources import is_local, name_stem
+
+
+def read_band_files(
+    names: Sequence[str], labels: Sequence[str], band_names: Sequence[str] | None = None
+) -> Product:
+    """The product made of the single-band rasters ``names`` (GDAL names), in order.
+
+    Raises:
+        InputError: a file with more than one band, ``band_names`` of another length, or two
+            files with the same band name.
+    """
+    if band_names is not None and len(band_names) != len(names):
+        raise InputError(
+            f"{len(band_names)} band names for {len(names)} files; pass one name per file"
+        )
+    bands: list[ProductBand] = []
+    for position, (name, label) in enumerate(zip(names, labels, strict=True)):
+        header = read_header(name, label)
+        if header["count"] != 1:
+            raise InputError(
+                f"{label} has {header['count']} bands but a list of band files takes "
+                "single-band rasters; pass it alone (with bands=[...] to select) or one file per band"
+            )
+        stem = name_stem(name)
+        from_name = band_name_in(stem)
+        band_name = (
+            band_names[position].strip()
+            if band_names is not None
+            else (header["description"] or from_name or stem)
+        )
+        table = sensor_table(stem, band_name.upper()) or {}
+        spec = table.get(band_name.upper())
+        if spec is not None:
+            band_name = spec.name
+        bands.append(product_band(band_name, name, label, spec, header=header))
+    seen = [band.name.upper() for band in bands]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    if twice:
+        raise InputError(
+            f"two files hold band {', '.join(twice)}; name each file's band with band_names= "
+            "(--band-names)"
+        )
+    first = names[0]
+    stem = f"{name_stem(first)}_bands"
+    more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+    return Product(
+        kind="band files",
+        label=f"band files {labels[0]}{more}",
+        stem=stem,
+        bands=tuple(bands),
+        folder=Path(first).parent if is_local(first) else None,
+    )
