@@ -33,6 +33,8 @@ import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
+from affine import Affine
+from rioxarray.exceptions import RioXarrayError
 
 from geosr.errors import ConfigError, InputError, OutputError, OutputExistsError
 from geosr.fileutil import default_file_mode
@@ -96,17 +98,50 @@ def check_zarr_output(
             raise OutputExistsError(
                 f"output {target} already exists; pass overwrite=True (--overwrite) to replace it"
             )
-        if target.is_dir() and not is_zarr_store(target):
-            raise OutputError(
-                f"output {target} is a folder but not a Zarr store, so geosr will not replace it; "
-                "choose another path or remove the folder first"
-            )
+        check_replaceable(target)
     parent = target.parent
     if not parent.is_dir():
         raise OutputError(f"output folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output folder {parent} is not writable; choose another output path")
     return target
+
+
+def check_replaceable(target: Path) -> None:
+    """Refuse to replace anything but a Zarr store: a plain folder or file at the output path
+    is someone's data. A link to a file, or to nothing, is replaced, not what it points to."""
+    if is_zarr_store(target) or (target.is_symlink() and not target.is_dir()):
+        return
+    kind = "folder" if target.is_dir() else "file"
+    raise OutputError(
+        f"output {target} is a {kind} but not a Zarr store, so geosr will not replace it; "
+        f"choose another path or remove the {kind} first"
+    )
+
+
+def grid_transform(data: xr.DataArray) -> Affine:
+    """The transform that puts ``data``'s pixels where its x/y coordinates say they are.
+
+    rioxarray's ``transform()`` keeps the stored ``GeoTransform``'s resolution, which a
+    selection such as ``isel(y=slice(None, None, -1))`` leaves stale: for an array whose y
+    increases it gives the wrong sign, placing the raster upside down and one footprint
+    off. The stored transform is kept when it agrees with the coordinates (bit for bit as
+    written), else the one derived from them is used; a rotated grid has no x/y coordinates
+    to derive from and keeps its own.
+    """
+    stored = data.rio.transform(recalc=False)
+    if stored.b != 0 or stored.d != 0:
+        return stored
+    try:
+        derived = data.rio.transform(recalc=True)
+    except RioXarrayError:  # one row or column, no stored transform
+        return stored
+    inverse = ~stored
+    for corner in ((0, 0), (data.rio.width, data.rio.height)):
+        col, row = inverse * (derived * corner)
+        if abs(col - corner[0]) > 1e-3 or abs(row - corner[1]) > 1e-3:  # pixels
+            return derived
+    return stored
 
 
 def regular_chunks(array: da.Array) -> da.Array:
@@ -125,7 +160,7 @@ def zarr_dataset(data: xr.DataArray, array: da.Array, name: str = VARIABLE) -> x
     """``data`` with ``array`` as its values, as the Dataset the store holds: the CF grid
     mapping for its CRS and transform, nodata as ``_FillValue``, geosr's tags as attributes."""
     out = data.copy(data=array)
-    transform = data.rio.transform(recalc=False)
+    transform = grid_transform(data)
     if data.rio.crs is not None:
         out = out.rio.write_crs(data.rio.crs)
     out = out.rio.write_transform(transform)
@@ -356,8 +391,9 @@ def _temporary_store(final: Path, overwrite: bool) -> Iterator[Path]:
 
 
 def _publish(tmp: Path, final: Path, overwrite: bool) -> None:
-    """Move the complete store ``tmp`` to ``final``; an existing ``final`` (checked again: it
-    may have appeared meanwhile) is moved aside first and removed only once ``tmp`` is in."""
+    """Move the complete store ``tmp`` to ``final``; an existing ``final`` (checked again, by
+    the same rule as before the write: it may have appeared meanwhile, and be no store) is
+    moved aside first and removed only once ``tmp`` is in."""
     if not (final.exists() or final.is_symlink()):
         os.rename(tmp, final)
         return
@@ -366,6 +402,7 @@ def _publish(tmp: Path, final: Path, overwrite: bool) -> None:
             f"output {final} appeared while the store was written; pass overwrite=True "
             "(--overwrite) to replace it, or choose another path"
         )
+    check_replaceable(final)  # what appeared meanwhile may be no store at all
     old = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.geosr-old{final.suffix}")
     os.rename(final, old)
     try:

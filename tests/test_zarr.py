@@ -201,6 +201,41 @@ def test_refused_outputs(model_factory, tmp_path: Path) -> None:
     assert _listing(tmp_path) == ["in.tif", "notes.zarr"]
 
 
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_foreign_output_appearing_during_the_write_is_never_replaced(
+    kind: str, model_factory, tmp_path: Path
+) -> None:
+    """overwrite=True replaces a Zarr store only: a folder or file that appears at the output
+    path while the store is written (made here when the first chunk is done) is kept, the
+    write fails with one line and its temporary store is removed; so is one there before."""
+    src = write_crop(LANDSAT8, tmp_path / "in.tif", Window(0, 0, 64, 64))
+    sr = _upscaled(src, model_factory(bands=4, scale=2))
+    target = tmp_path / "out.zarr"
+
+    def make_foreign() -> None:
+        if kind == "folder":
+            target.mkdir()
+            (target / "keep.txt").write_text("mine")
+        else:
+            target.write_text("mine")
+
+    def appear(done: int, total: int) -> None:
+        if done == 1:
+            make_foreign()
+
+    with pytest.raises(geosr.OutputError, match=f"is a {kind} but not a Zarr store") as error:
+        write_zarr(sr, target, overwrite=True, progress=appear)
+    assert "\n" not in str(error.value)
+    assert (target / "keep.txt" if kind == "folder" else target).read_text() == "mine"
+    assert _listing(tmp_path) == ["in.tif", "out.zarr"]
+    if kind == "folder":
+        assert _listing(target) == ["keep.txt"]
+    # the same rule before the write
+    with pytest.raises(geosr.OutputError, match=f"is a {kind} but not a Zarr store"):
+        write_zarr(sr, target, overwrite=True)
+    assert _listing(tmp_path) == ["in.tif", "out.zarr"]
+
+
 def test_zarr_output_routing() -> None:
     assert is_zarr_output("out/scene_x4.zarr") and is_zarr_output("scene.ZARR/")
     assert not is_zarr_output("scene_x4.tif")
