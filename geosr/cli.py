@@ -55,6 +55,36 @@ def _band_list(text: str) -> list[int]:
     return bands
 
 
+def _band_selection(text: str) -> list[int | str]:
+    """Bands by 1-based number or by name: ``4,3,2`` or ``B04,B03,B02,B08`` or ``red,nir``."""
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    bands: list[int | str] = [int(i) if i.isdigit() else i for i in items]
+    if not bands or any(isinstance(b, int) and b < 1 for b in bands):
+        raise argparse.ArgumentTypeError(
+            f"expected band numbers from 1 or band names, like 4,3,2 or B04,B03,B02, got {text!r}"
+        )
+    return bands
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected names like B02,B03,B8A, got {text!r}")
+    return names
+
+
+def _resolution(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a pixel size such as 2.5, got {text!r}"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive pixel size, got {text!r}")
+    return value
+
+
 def _add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -87,18 +117,22 @@ def build_parser() -> Parser:
 def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
     up = sub.add_parser(
         "upscale",
-        help="super-resolve a raster into a GeoTIFF",
+        help="super-resolve a raster or a satellite product into a GeoTIFF",
         description=(
             "Super-resolve INPUT into OUTPUT (default: INPUT_x<scale>.tif beside it). The output "
             "keeps CRS, bounds, bands, dtype, nodata and tags; its pixel size is divided by the "
-            "scale. Example: geosr upscale scene.tif big.tif --model my.safetensors --chunk-size 256"
+            "scale. INPUT may be a product: a Sentinel-2 SAFE folder or .zip, a Landsat folder "
+            "with its MTL file, or a STAC Item (.json file or URL); its bands are brought to the "
+            "finest band's grid first, clouds are masked and band names, wavelengths and "
+            "reflectance scale/offset are kept. Examples: geosr upscale scene.tif big.tif "
+            "--chunk-size 256; geosr upscale S2B_MSIL2A_...SAFE --bands B04,B03,B02,B08 --stac"
         ),
     )
     up.add_argument(
         "input",
         nargs="?",
-        help="source raster: a file GDAL reads, an http(s)://, s3://, gs://, az:// URL or a "
-        "/vsi... name",
+        help="source raster (a file GDAL reads, an http(s)://, s3://, gs://, az:// URL or a "
+        "/vsi... name) or product (SAFE folder or .zip, Landsat folder or MTL, STAC Item)",
     )
     up.add_argument(
         "output",
@@ -113,9 +147,15 @@ def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
         "--stack",
         nargs="+",
         metavar="BAND_FILE",
-        help="single-band rasters on one grid, stacked in this order, instead of INPUT; band "
-        "names from the file names (e.g. --stack B02.jp2 B03.jp2 B04.jp2 -o rgb_x4.tif; "
-        "default output FIRST_stack_x<scale>.tif)",
+        help="single-band rasters stacked in this order, instead of INPUT; on several grids "
+        "(e.g. Sentinel-2 10 and 20 m bands) they are brought to the finest first; band names "
+        "from the file names (e.g. --stack B02.jp2 B03.jp2 B8A.jp2 -o out_x4.tif)",
+    )
+    up.add_argument(
+        "--band-names",
+        type=_names,
+        help="one name per band of INPUT or per --stack file, e.g. B02,B03,B8A, for files whose "
+        "names do not tell",
     )
     _add_model_option(up)
     up.add_argument(
@@ -137,7 +177,29 @@ def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
     )
     up.add_argument("--scale", type=int, help="expected scale; refused if the model does another")
     up.add_argument(
-        "--bands", type=_band_list, help="1-based bands to process, e.g. 4,3,2 (default all)"
+        "--bands",
+        type=_band_selection,
+        help="bands to process by 1-based number or name, e.g. 4,3,2 or B04,B03,B02,B08 "
+        "(default all; a product's reflective bands)",
+    )
+    up.add_argument(
+        "--mask",
+        choices=("auto", "clouds", "nodata", "none"),
+        default="auto",
+        help="pixels kept from the network and masked in the output: clouds (fill, saturated, "
+        "cloud, thin cirrus and shadow from SCL, QA_PIXEL or BQA), nodata (fill only) or none "
+        "(default auto: clouds for products with a quality band, else nodata)",
+    )
+    up.add_argument(
+        "--resolution",
+        type=_resolution,
+        help="output pixel size in CRS units: the finest band's divided by the scale (default), "
+        "or the finest band's itself to only bring a product's bands onto one grid",
+    )
+    up.add_argument(
+        "--stac",
+        action="store_true",
+        help="also write a STAC Item (OUTPUT stem + .json) describing the output",
     )
     up.add_argument(
         "--chunk-size", type=_positive_int, help="input pixels per chunk side (default 512)"
@@ -351,6 +413,9 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
         model=args.model,
         scale=args.scale,
         bands=args.bands,
+        band_names=args.band_names,
+        mask=None if args.mask == "none" else args.mask,
+        resolution=args.resolution,
         chunk_size=args.chunk_size,
         overlap=args.overlap,
         device=args.device,
@@ -361,6 +426,7 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
         strength=args.strength,
         tta=args.tta,
         preserve_spectra=args.preserve_spectra,
+        stac=args.stac,
         cog=args.cog,
         overwrite=args.overwrite,
         progress=callback,
