@@ -74,6 +74,7 @@ class GeosrDatasetAccessor:
         a Dataset of the same variables on the finer grid; other variables are dropped."""
         from geosr.errors import InputError
         from geosr.pipeline import upscale_dataarray
+        from geosr.zarr_store import grid_transform
 
         names = list(variables) if variables is not None else self.band_variables()
         if not names:
@@ -81,13 +82,15 @@ class GeosrDatasetAccessor:
         missing = [n for n in names if n not in self._obj.data_vars]
         if missing:
             raise InputError(f"no variable(s) {', '.join(missing)} in the Dataset")
-        bands = [self._obj[n].squeeze(drop=True) for n in names]
+        # only a length-1 band dimension goes: the bands are stacked along a new one, and a
+        # length-1 time is a date the output keeps
+        bands = [_without_band(self._obj[n]) for n in names]
         stacked = xr.concat(bands, dim="band", coords="minimal", compat="override")
         stacked = stacked.assign_coords(band=names)
         first = bands[0]
         if first.rio.crs is not None:
             stacked = stacked.rio.write_crs(first.rio.crs)
-        stacked = stacked.rio.write_transform(first.rio.transform(recalc=False))
+        stacked = stacked.rio.write_transform(grid_transform(first))
         if first.rio.nodata is not None:
             stacked = stacked.rio.write_nodata(first.rio.nodata)
         result = upscale_dataarray(stacked, model, **options)
@@ -100,3 +103,8 @@ class GeosrDatasetAccessor:
                 {k: v for k, v in result.attrs.items() if k.startswith("geosr_")}
             )
         return out.rio.write_crs(result.rio.crs) if result.rio.crs is not None else out
+
+
+def _without_band(variable: xr.DataArray) -> xr.DataArray:
+    """A band variable without its length-1 ``band`` dimension, if it has one."""
+    return variable.squeeze("band", drop=True) if variable.sizes.get("band") == 1 else variable

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,7 +64,13 @@ from geosr.raster import (
 from geosr.sources import dataset_names, remote_env
 from geosr.version import __version__
 from geosr.writer import ProgressCallback, active_client, write_raster
-from geosr.zarr_store import check_zarr_output, is_zarr_output, raster_attrs, write_zarr
+from geosr.zarr_store import (
+    check_zarr_output,
+    grid_transform,
+    is_zarr_output,
+    raster_attrs,
+    write_zarr,
+)
 
 log = logging.getLogger(__name__)
 
@@ -1050,12 +1056,23 @@ def _upscale_cube(
         return moved.transpose(*data.dims).assign_attrs(geosr_model=label)
     lead = data.dims[0]
     slices = [
-        upscale_dataarray(data.isel({lead: i}), net, **options) for i in range(data.sizes[lead])
+        upscale_dataarray(data.isel({lead: i}, drop=True), net, **options)
+        for i in range(data.sizes[lead])
     ]
-    cube = xr.concat(slices, dim=lead, coords="different", compat="equals", join="override")
-    if lead in data.coords:
-        cube = cube.assign_coords({lead: data.coords[lead].values})
-    return cube.assign_attrs(geosr_model=label)
+    # the slices' other coordinates are the cube's, put back whole (e.g. cloud along time)
+    cube = xr.concat(slices, dim=lead, coords="minimal", compat="override", join="override")
+    return cube.assign_coords(_unchanged_coords(data)).assign_attrs(geosr_model=label)
+
+
+def _unchanged_coords(data: xr.DataArray) -> dict[Hashable, xr.Variable]:
+    """The coordinates upscaling leaves as they are: all but those along y or x (their grid
+    changes) and the grid mapping (written anew for the output)."""
+    spatial = set(data.dims[-2:])
+    return {
+        name: coord.variable
+        for name, coord in data.coords.items()
+        if name != data.rio.grid_mapping and not spatial.intersection(coord.dims)
+    }
 
 
 def _graph_statistics(
@@ -1165,12 +1182,11 @@ def model_label(
 def _wrap_result(
     source: xr.DataArray, result: da.Array, scale: int, nodata: float | None, label: str
 ) -> xr.DataArray:
-    transform = source.rio.transform(recalc=False) @ Affine.scale(1 / scale)
+    # from the coordinates as given: a y that increases keeps its order and its sign
+    transform = grid_transform(source) @ Affine.scale(1 / scale)
     _, height, width = result.shape
-    coords: dict[str, Any] = {}
+    coords: dict[Hashable, Any] = _unchanged_coords(source)
     band_dim = source.dims[0]
-    if band_dim in source.coords:
-        coords[band_dim] = source.coords[band_dim].values
     if transform.b == 0 and transform.d == 0:
         coords["x"] = (transform @ (np.arange(width) + 0.5, np.zeros(width)))[0]
         coords["y"] = (transform @ (np.zeros(height), np.arange(height) + 0.5))[1]

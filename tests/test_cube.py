@@ -108,6 +108,46 @@ def test_dataset_of_band_variables_over_time(cube, model_factory) -> None:
     np.testing.assert_array_equal(out["nir"].values, reference.isel(band=3).values)
 
 
+def _with_more_coords(cube: xr.DataArray) -> xr.DataArray:
+    """``cube`` with a coordinate along time, one along band and a scalar one."""
+    cloud = xr.Variable("time", [0.1, 0.0, 0.35, 0.05], attrs={"units": "1"})
+    wavelength = xr.Variable("band", [0.48, 0.56, 0.66, 0.83], attrs={"units": "um"})
+    return cube.assign_coords(cloud=cloud, wavelength=wavelength, sensor="NAIP")
+
+
+def _assert_coords_kept(sr: xr.DataArray, source: xr.DataArray, names: list[str]) -> None:
+    for name in names:
+        xr.testing.assert_identical(sr.coords[name].variable, source.coords[name].variable)
+
+
+def test_every_non_spatial_coordinate_is_kept(cube, model_factory) -> None:
+    """Coordinates along time or band and scalar ones come out as they went in, for a cube,
+    a cube with band first and a single date."""
+    model = geosr.load_model(model_factory(bands=4, scale=2))
+    cube = _with_more_coords(cube)
+    names = ["time", "band", "cloud", "wavelength", "sensor"]
+    _assert_coords_kept(cube.geosr.upscale(model=model), cube, names)
+    moved = cube.transpose("band", "time", "y", "x")
+    _assert_coords_kept(geosr.upscale_dataarray(moved, model), moved, names)
+    one_date = cube.isel(time=2)  # scalar time and cloud
+    sr = one_date.geosr.upscale(model=model)
+    assert sr.dims == ("band", "y", "x")
+    _assert_coords_kept(sr, one_date, names)
+
+
+def test_dataset_keeps_a_single_date(cube, model_factory) -> None:
+    """A Dataset of (time, y, x) bands with one date keeps its time dimension and coordinates."""
+    names = ["red", "green", "blue", "nir"]
+    one_date = _with_more_coords(cube).isel(time=slice(1, 2)).drop_vars("wavelength")
+    ds = xr.Dataset({n: one_date.isel(band=i, drop=True) for i, n in enumerate(names)})
+    model = geosr.load_model(model_factory(bands=4, scale=2))
+    out = ds.geosr.upscale(model=model)
+    assert out["nir"].dims == ("time", "y", "x") and out["nir"].shape == (1, 512, 512)
+    _assert_coords_kept(out["nir"], one_date, ["time", "cloud", "sensor"])
+    reference = one_date.geosr.upscale(model=model)
+    np.testing.assert_array_equal(out["nir"].values, reference.isel(band=3).values)
+
+
 def test_statistics_come_from_the_same_graph_no_chunk_read_twice(model_factory) -> None:
     cube, readers = counted_cube(chunk=64)
     sr = cube.geosr.upscale(model=geosr.load_model(model_factory(bands=4, scale=2)))

@@ -1,4 +1,5 @@
-"""Georeferencing beyond a geotransform: GCPs and RPCs, rescaled to the output grid."""
+"""Georeferencing beyond a north-up geotransform: GCPs and RPCs, rescaled to the output grid,
+and xarray arrays whose y increases."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import attr
 import numpy as np
 import pytest
 import rasterio
+import rioxarray
+import xarray as xr
+from affine import Affine
 from rasterio.control import GroundControlPoint
 from rasterio.rpc import RPC
 from rasterio.transform import GCPTransformer, RPCTransformer
@@ -16,6 +20,7 @@ from rasterio.warp import transform as warp
 from rasterio.windows import Window
 
 import geosr
+from geosr.zarr_store import write_zarr
 from tests.conftest import LANDSAT8, write_crop
 
 WINDOW = Window(100, 60, 96, 80)
@@ -150,3 +155,50 @@ def test_rpcs_are_kept_at_the_new_scale(affine_crop: Path, model_factory, tmp_pa
             # without the half-pixel shift the same ground point lands half an output pixel off
             off = np.array(naive_t.xy(scale * row, scale * col, offset="ul")) - ground
             assert np.abs(off).max() > 1e-5
+
+
+def _pixels_and_transform(path: Path) -> tuple[np.ndarray, Affine]:
+    """A GeoTIFF's or Zarr store's pixels and the transform its readers give."""
+    if path.suffix == ".zarr":
+        with xr.open_zarr(path, mask_and_scale=False) as store:
+            variable = store["band_data"]
+            # the stored GeoTransform is the one the x/y coordinates give
+            assert variable.rio.transform().almost_equals(
+                variable.rio.transform(recalc=True), precision=1e-6
+            )
+            return variable.values, variable.rio.transform()
+    with rasterio.open(path) as src:
+        return src.read(), src.transform
+
+
+def _flipped(transform: Affine, height: int) -> Affine:
+    """The transform of the same grid with its rows in the opposite order."""
+    return transform * Affine.translation(0, height) * Affine.scale(1, -1)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+def test_ascending_y_lands_where_its_coordinates_say(
+    affine_crop: Path, suffix: str, model_factory, tmp_path: Path
+) -> None:
+    """A DataArray whose y increases (a raster flipped with isel, rows as NetCDF stores
+    them) comes out on the same footprint as the north-up one, its pixels in its own row
+    order. The x8 ensemble makes the network blind to the flip, so the two outputs differ
+    only by its float summation order: at most 1 DN."""
+    model = geosr.load_model(model_factory(bands=4, scale=2))
+    north_up = rioxarray.open_rasterio(affine_crop, chunks={"x": 48, "y": 40})
+    south_up = north_up.isel(y=slice(None, None, -1))
+    outputs = []
+    for name, data in (("north", north_up), ("south", south_up)):
+        sr = geosr.upscale_dataarray(data, model, tta=True)
+        outputs.append(_pixels_and_transform(geosr.write(sr, tmp_path / f"{name}{suffix}")))
+    (north, north_transform), (south, south_transform) = outputs
+    assert north_transform.e < 0 < south_transform.e
+    assert south_transform.almost_equals(_flipped(north_transform, north.shape[1]), 1e-6)
+    difference = np.abs(south[:, ::-1].astype(np.int32) - north.astype(np.int32))
+    assert difference.max() <= 1 and difference.mean() < 0.01
+    # the flipped input itself, written as it is, keeps its georeference too
+    if suffix == ".zarr":
+        pixels, transform = _pixels_and_transform(write_zarr(south_up, tmp_path / "in.zarr"))
+        with rasterio.open(affine_crop) as src:
+            assert transform.almost_equals(_flipped(src.transform, src.height), 1e-6)
+            assert np.array_equal(pixels, src.read()[:, ::-1])
