@@ -285,6 +285,7 @@ def _stack_member(source: Source, name: str) -> StackMember:
                 unit=src.units[0] or None,
                 scale=src.scales[0],
                 offset=src.offsets[0],
+                mask=MaskFlags.per_dataset in src.mask_flag_enums[0],
             )
     except RasterioIOError as exc:
         raise _open_error(name, label, exc) from None

@@ -148,6 +148,7 @@ class StackMember:
     unit: str | None
     scale: float
     offset: float
+    mask: bool = False  # a per-dataset mask (internal or .msk sidecar) hides pixels
 
 
 def check_same_grid(members: Sequence[StackMember]) -> None:
@@ -178,7 +179,11 @@ def _both_nan(a: object, b: object) -> bool:
 
 def stack_vrt(members: Sequence[StackMember]) -> str:
     """An in-memory VRT (its XML, which GDAL opens as a dataset name) stacking the members in
-    order, band *i* from member *i*, each band described by its member's file name stem."""
+    order, band *i* from member *i*, each band described by its member's file name stem.
+
+    Members' per-dataset masks (internal or ``.msk``) become the VRT's own per-dataset mask,
+    valid only where every masked member is valid, so the stack reads as a masked raster does.
+    """
     first = members[0]
     root = ET.Element("VRTDataset", rasterXSize=str(first.width), rasterYSize=str(first.height))
     if first.crs is not None:
@@ -194,20 +199,39 @@ def stack_vrt(members: Sequence[StackMember]) -> str:
             ET.SubElement(band, "UnitType").text = member.unit
         ET.SubElement(band, "Offset").text = repr(member.offset)
         ET.SubElement(band, "Scale").text = repr(member.scale)
-        source = ET.SubElement(band, "SimpleSource")
-        ET.SubElement(source, "SourceFilename", relativeToVRT="0").text = member.name
-        ET.SubElement(source, "SourceBand").text = "1"
-        # the properties spare GDAL opening every member (a request each, when remote) at once
-        ET.SubElement(
-            source,
-            "SourceProperties",
-            RasterXSize=str(member.width),
-            RasterYSize=str(member.height),
-            DataType=gdal_type,
-            BlockXSize=str(member.block[1]),
-            BlockYSize=str(member.block[0]),
+        _simple_source(band, member, "1", gdal_type)
+    masked = [member for member in members if member.mask]
+    if masked:
+        # the product of GDAL masks (0 masked, 1-255 valid), saturated to Byte, is 0 where any
+        # is 0: "mul" is a pixel function since GDAL 2.2 ("min" only since 3.8)
+        band = ET.SubElement(
+            ET.SubElement(root, "MaskBand"),
+            "VRTRasterBand",
+            dataType="Byte",
+            subClass="VRTDerivedRasterBand",
         )
-        window = {"xOff": "0", "yOff": "0", "xSize": str(first.width), "ySize": str(first.height)}
-        ET.SubElement(source, "SrcRect", window)
-        ET.SubElement(source, "DstRect", window)
+        ET.SubElement(band, "PixelFunctionType").text = "mul"
+        for member in masked:
+            _simple_source(band, member, "mask,1", "Byte")
     return ET.tostring(root, encoding="unicode")
+
+
+def _simple_source(band: ET.Element, member: StackMember, source_band: str, gdal_type: str) -> None:
+    """Add band ``source_band`` of ``member`` (``1``, or ``mask,1`` for its mask) to ``band``,
+    pixel for pixel."""
+    source = ET.SubElement(band, "SimpleSource")
+    ET.SubElement(source, "SourceFilename", relativeToVRT="0").text = member.name
+    ET.SubElement(source, "SourceBand").text = source_band
+    # the properties spare GDAL opening every member (a request each, when remote) at once
+    ET.SubElement(
+        source,
+        "SourceProperties",
+        RasterXSize=str(member.width),
+        RasterYSize=str(member.height),
+        DataType=gdal_type,
+        BlockXSize=str(member.block[1]),
+        BlockYSize=str(member.block[0]),
+    )
+    window = {"xOff": "0", "yOff": "0", "xSize": str(member.width), "ySize": str(member.height)}
+    ET.SubElement(source, "SrcRect", window)
+    ET.SubElement(source, "DstRect", window)

@@ -18,15 +18,15 @@ from tests.conftest import RGB_BYTE
 WINDOW = Window(0, 40, 120, 100)  # the scene's edge: fill and data
 
 
-def _scene() -> tuple[np.ndarray, np.ndarray, dict]:
+def _scene(window: Window = WINDOW) -> tuple[np.ndarray, np.ndarray, dict]:
     """RGB_BYTE's window: its pixels, its validity mask (0/255, from nodata 0) and profile."""
     with rasterio.open(RGB_BYTE) as src:
-        data = src.read(window=WINDOW)
-        mask = src.dataset_mask(window=WINDOW)
+        data = src.read(window=window)
+        mask = src.dataset_mask(window=window)
         profile = src.profile | {
-            "width": int(WINDOW.width),
-            "height": int(WINDOW.height),
-            "transform": src.window_transform(WINDOW),
+            "width": int(window.width),
+            "height": int(window.height),
+            "transform": src.window_transform(window),
             "nodata": None,  # the mask, not a value, marks the fill now
         }
     assert (mask == 0).any() and (mask == 255).any()
@@ -186,3 +186,34 @@ def test_mask_of_another_size_is_refused(model_factory, tmp_path: Path) -> None:
         geosr.upscale_dataarray(rioxarray.open_rasterio(masked), model, mask=mask[1:, :])
     assert "\n" not in str(info.value) and "pass a (y, x) mask of the same size" in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["masked.tif"]
+
+
+def test_stack_members_masks_combine_into_the_output_mask(tmp_path: Path) -> None:
+    """A stack of single-band files, one with an internal mask (the scene's fill), one with a
+    .msk sidecar (a block of valid pixels), one with none: the stack is valid only where both
+    masks are, as the same bands in one file with the combined internal mask are."""
+    data, mask, profile = _scene(Window(60, 40, 120, 100))  # about half of it fill
+    block = np.full_like(mask, 255)
+    block[30:60, 70:110] = 0  # valid in the scene, so only the sidecar masks it
+    combined = np.minimum(mask, block)
+    assert (combined != mask).any() and (combined != block).any()
+    one = profile | {"count": 1}
+    members = [
+        write_masked(tmp_path / "b1.tif", data[:1], mask, one, internal=True),
+        write_masked(tmp_path / "b2.tif", data[1:2], block, one, internal=False),
+        tmp_path / "b3.tif",
+    ]
+    with rasterio.open(members[2], "w", **one) as dst:
+        dst.write(data[2:3])
+    assert not Path(f"{members[0]}.msk").exists() and Path(f"{members[1]}.msk").exists()
+    # the same bands in one file under the combined mask, with other values beneath it
+    reference = write_masked(
+        tmp_path / "ref.tif", _scramble(data, combined), combined, profile, internal=True
+    )
+    out = geosr.upscale(members, model="srgan", chunk_size=48)
+    sr, out_mask, flags = _read(out)
+    assert flags == [rasterio.enums.MaskFlags.per_dataset]
+    assert np.array_equal(out_mask, nearest(combined, 4))
+    assert (sr[:, out_mask == 0] == 0).all() and (sr[:, out_mask > 0].std(axis=1) > 0).all()
+    ref, ref_mask, _ = _read(geosr.upscale(reference, model="srgan", chunk_size=48))
+    assert np.array_equal(sr, ref) and np.array_equal(out_mask, ref_mask)
