@@ -49,8 +49,11 @@ REMOTE_DEFAULTS = {
 }
 
 _CONNECTION_STRING = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")  # NETCDF:f.nc:var; not C:\
-_QUERY = re.compile(r"((?:://|/vsi[a-z0-9_]+)[^\s'\"?]*)\?[^\s'\"]*", re.IGNORECASE)
-_USERINFO = re.compile(r"(://)[^/\s'\"@]+@")
+# a query runs from the first "?" after a URL's or /vsi name's start (its path may hold spaces,
+# not a quote or a line end) to the next whitespace or quote: the rest of a message stays
+_QUERY = re.compile(r"((?:://|/vsi[a-z0-9_]+)[^?'\"\r\n]*)\?[^\s'\"]+", re.IGNORECASE)
+# userinfo runs to the LAST "@" before the host ends, so a password holding "@" goes whole
+_USERINFO = re.compile(r"://[^/\s'\"]*@")
 
 
 def dataset_name(source: str | os.PathLike[str]) -> str:
@@ -102,8 +105,17 @@ def is_local(name: str) -> bool:
 
 def redact(text: str) -> str:
     """``text`` with URL query strings and user information removed (signed URLs carry
-    their tokens there), for messages and logs."""
-    return _USERINFO.sub(r"\1", _QUERY.sub(r"\1?…", text))
+    their tokens there), for messages and logs.
+
+    ``text`` is a whole message: a URL or /vsi name in it may hold spaces in its path, its
+    query ends at whitespace or a quote, and the words around it stay.
+    """
+
+    def drop_userinfo(match: re.Match[str]) -> str:
+        # a "?" before the "@" starts a query holding an "@": keep the "?" so the query goes too
+        return "://?" if "?" in match.group() else "://"
+
+    return _QUERY.sub(r"\1?…", _USERINFO.sub(drop_userinfo, text))
 
 
 def name_stem(name: str) -> str:

@@ -23,7 +23,7 @@ from rasterio.windows import Window
 
 import geosr
 from geosr.raster import default_output_path
-from geosr.sources import REMOTE_DEFAULTS, dataset_name, remote_env
+from geosr.sources import REMOTE_DEFAULTS, dataset_name, redact, remote_env
 from tests.conftest import LANDSAT8, LANDSAT8_ORIGINAL, write_crop
 
 SECRET = "s3cr3t-T0KEN"
@@ -176,6 +176,82 @@ def test_missing_remote_raster_names_the_url_without_its_token(
     assert f"{http_server.url}/nope.tif" in message and SECRET not in message
     assert "http:/127" not in message
     assert list(tmp_path.iterdir()) == [tmp_path / "www"]
+
+
+def test_url_with_a_space_and_a_password_holding_an_at_loses_both_in_the_message(
+    http_server: Server, model_factory, tmp_path: Path, monkeypatch
+) -> None:
+    """The one-line error names the URL with neither its query nor any of its userinfo, though
+    the label and GDAL's reason both quote it."""
+    monkeypatch.chdir(tmp_path)
+    host = http_server.url.removeprefix("http://")
+    for url in (
+        f"{http_server.url}/my scene.tif?sig={SECRET}",
+        f"http://user:p@{SECRET}@{host}/nope.tif",
+    ):
+        with rasterio.Env(**HTTP_ENV), pytest.raises(geosr.GeosrError) as exc:
+            geosr.upscale(url, model=model_factory())
+        message = _one_line(exc)
+        assert host in message and SECRET not in message and "p@" not in message
+    assert list(tmp_path.iterdir()) == [tmp_path / "www"]
+
+
+#: (text, what redact makes of it): whole messages, so the words around a URL stay.
+REDACTIONS = [
+    ("https://user:p@ss@host/x.tif?sig=abc", "https://host/x.tif?…"),
+    ("https://user:pw@host/x.tif", "https://host/x.tif"),
+    ("ftp://user:p@ss@host:21/a.tif is missing", "ftp://host:21/a.tif is missing"),
+    ("http://host:8080/a.tif?token=abc", "http://host:8080/a.tif?…"),
+    ("https://host/my scene.tif?sig=abc", "https://host/my scene.tif?…"),
+    ("/vsicurl/https://host/my scene.tif?sig=abc", "/vsicurl/https://host/my scene.tif?…"),
+    (
+        "cannot read 'https://host/a.tif?sig=abc' (HTTP 403); check the URL",
+        "cannot read 'https://host/a.tif?…' (HTTP 403); check the URL",
+    ),
+    (
+        '"/vsicurl/https://u:p@ss@host/my scene.tif?X-Amz-Signature=abc": not found, sorry',
+        '"/vsicurl/https://host/my scene.tif?…": not found, sorry',
+    ),
+    ("input https://host/a.tif?X-Amz-Signature=abc", "input https://host/a.tif?…"),
+    (
+        "https://h/a.tif?sig=1 and https://u:pw@h/my b.tif?sig=2 differ in size",
+        "https://h/a.tif?… and https://h/my b.tif?… differ in size",
+    ),
+    (
+        "https://h/a.tif is fine but https://h/b.tif?sig=2 is not",
+        "https://h/a.tif is fine but https://h/b.tif?… is not",
+    ),
+    ("/vsis3/bucket/key.tif?x=1 is not a raster", "/vsis3/bucket/key.tif?… is not a raster"),
+    ("/vsis3/bucket/my key.tif: No such file", "/vsis3/bucket/my key.tif: No such file"),
+    (
+        "'/vsiaz/container/my blob.tif?sv=2022&sig=abc' not recognized as a raster",
+        "'/vsiaz/container/my blob.tif?…' not recognized as a raster",
+    ),
+    ("/vsicurl?url=https%3A%2F%2Fhost%2Fa.tif&sig=abc", "/vsicurl?…"),
+    ("s3://bucket/key.tif?versionId=abc is old", "s3://bucket/key.tif?… is old"),
+    ("az://container/blob.tif?sv=2022&sig=abc", "az://container/blob.tif?…"),
+    (
+        "gs://bucket/a.tif?X-Goog-Signature=abc\nnext line? yes",
+        "gs://bucket/a.tif?…\nnext line? yes",
+    ),
+    ("https://user:p?ss@host/x.tif", "https://?…"),  # "?" ends the host: the rest is a query
+    ("https://host/x.tif?sig=a@b", "https://host/x.tif?…"),
+    ("https://host/a.tif\nis it a raster?yes", "https://host/a.tif\nis it a raster?yes"),
+    (
+        "https://host/a.tif failed; is it a raster? check",
+        "https://host/a.tif failed; is it a raster? check",
+    ),
+    ("s3://bucket/a.tif; mail admin@example.com", "s3://bucket/a.tif; mail admin@example.com"),
+    ("no URL at all: is it a raster? check it", "no URL at all: is it a raster? check it"),
+    ("C:\\data\\scene.tif has 4 bands", "C:\\data\\scene.tif has 4 bands"),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), REDACTIONS)
+def test_redact_drops_queries_and_userinfo_and_keeps_the_message(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(expected) == expected  # nothing left to drop
 
 
 def test_outputs_are_local_files(crop, model_factory) -> None:
