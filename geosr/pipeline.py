@@ -43,6 +43,13 @@ from geosr.errors import (
     ModelError,
 )
 from geosr.nodata import FILL_RADIUS, fill_invalid, valid_mask
+from geosr.products import (
+    is_stac_item,
+    open_source,
+    product_output_path,
+    remote_names,
+)
+from geosr.products.stac import stac_item_path, write_stac_item
 from geosr.raster import (
     DEFAULT_STATS_PIXELS,
     RasterInfo,
@@ -54,14 +61,13 @@ from geosr.raster import (
     default_output_path,
     lazy_array,
     lazy_mask,
-    open_info,
     output_block_size,
     output_profile,
     read_sample,
     sample_array,
     sample_mask,
 )
-from geosr.sources import dataset_names, remote_env
+from geosr.sources import remote_env
 from geosr.version import __version__
 from geosr.writer import ProgressCallback, active_client, write_raster
 from geosr.zarr_store import (
@@ -1254,7 +1260,7 @@ def write(
         "height": height,
         "count": count,
         "dtype": array.dtype.name,
-        "transform": data.rio.transform(recalc=False),
+        "transform": grid_transform(data),
         "nodata": None if nodata is None or (not floating and math.isnan(nodata)) else nodata,
         "tiled": True,
         "blockxsize": block,
@@ -1326,7 +1332,10 @@ def upscale(
     *,
     model: str | os.PathLike[str] | nn.Module = "default",
     scale: int | None = None,
-    bands: Sequence[int] | None = None,
+    bands: Sequence[int | str] | None = None,
+    band_names: Sequence[str] | None = None,
+    mask: str | None = "auto",
+    resolution: float | None = None,
     chunk_size: int | None = None,
     overlap: int | None = None,
     device: str | torch.device = "auto",
@@ -1334,6 +1343,7 @@ def upscale(
     batch_size: int | None = None,
     precision: str = "auto",
     consistency: bool = True,
+    stac: bool = False,
     cog: bool = False,
     overwrite: bool = False,
     progress: bool | ProgressCallback = False,
@@ -1356,17 +1366,40 @@ def upscale(
     renamed at the end, so memory stays bounded and an interruption leaves neither a partial
     output nor a changed input. Remote inputs are read window by window (range requests).
 
+    Products: a Sentinel-2 SAFE folder, ``.zip`` or ``MTD_MSIL*.xml``, a Landsat folder or
+    MTL file, a STAC Item (JSON file, URL or ``pystac.Item``) or single-band files on several
+    grids (:mod:`geosr.products`). Their bands are first brought to the finest selected
+    band's grid (the aligner: cubic resampling, named in the ``GEOSR_ALIGNER`` tag), then
+    upscaled; band names, wavelengths, scale/offset to reflectance and product metadata are
+    carried as band descriptions and tags.
+
     Args:
         input: the source raster: a local path (any GDAL raster: GeoTIFF, JPEG 2000, VRT...),
             a URL (``https://``, ``s3://``, ``gs://``, ``az://``) or a GDAL name
-            (``/vsicurl/...``, ``/vsis3/...``); or a list of single-band rasters on one grid,
-            stacked in order, each band described by its file name.
+            (``/vsicurl/...``, ``/vsis3/...``); a list of single-band rasters, stacked in
+            order (each band described by its file name, or by its band name when the files
+            lie on several grids); or a product (see above).
         output: a local destination; by default ``<stem>_x<scale>.tif`` beside a local input,
-            in the current folder for a remote one, and ``<first stem>_stack_x<scale>.tif``
-            for a stack (see :func:`geosr.raster.default_output_path`).
+            in the current folder for a remote one, ``<first stem>_stack_x<scale>.tif``
+            for a stack (see :func:`geosr.raster.default_output_path`), and
+            ``<product id>_x<scale>.tif`` beside a product.
         model: bundled name (``"default"``), ``.safetensors`` path, or a loaded generator.
         scale: if given, must equal the model's scale (a guard against the wrong model).
-        bands: 1-based band numbers to process (GDAL's numbering); default all.
+        bands: bands to process, by 1-based number (GDAL's numbering) or by name
+            (``["B04", "B03", "B02", "B08"]``: a product's band names, a raster's band
+            descriptions); default all (a product's default bands: its reflective ones).
+        band_names: one name per band of a raster or per file of a list, for files whose
+            names do not tell (``..._B8A.jp2`` does).
+        mask: ``"auto"`` (default: ``"clouds"`` for a product with a quality band, else
+            ``"nodata"``), ``"clouds"`` (no-data, saturated, cloud, thin cirrus and cloud
+            shadow pixels from ``SCL``, ``QA_PIXEL`` or ``BQA``), ``"nodata"`` (only the fill),
+            or ``None`` (nothing). Masked pixels never reach the network or the statistics
+            and are the output's mask.
+        resolution: the output pixel size in CRS units: the finest band's pixel divided by
+            the model's scale (the default), or the finest band's pixel itself, which runs
+            the aligner only (no network).
+        stac: also write a STAC Item (``<output stem>.json``) describing the output, with the
+            projection, eo and raster extensions.
         chunk_size: input pixels per chunk side (default 512).
         overlap: halo in input pixels (default: the receptive radius, exact and seam-free).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
@@ -1389,13 +1422,19 @@ def upscale(
     net = resolve_model(model, strength)
     meta = model_meta(net)
     check_scale(meta, scale)
-    if not isinstance(input, str | os.PathLike):
+    if not isinstance(input, str | os.PathLike) and not is_stac_item(input):
         input = list(input)  # read more than once: an iterator would be spent
-    with remote_env(dataset_names(input)):
-        info = open_info(input, bands)
-        _check_file_bands(meta, info)
+    with remote_env(remote_names(input)):
+        info, product = open_source(input, bands, band_names=band_names, mask=mask)
+        out_scale = output_scale(info, meta.scale, resolution)
+        if out_scale != 1:
+            _check_file_bands(meta, info)
         if output is None:
-            output = default_output_path(input, meta.scale)
+            output = (
+                default_output_path(input, out_scale)
+                if product is None
+                else product_output_path(product, out_scale)
+            )
             if is_zarr_output(output, format):
                 output = output.with_suffix(".zarr")
         to_zarr = is_zarr_output(output, format)
@@ -1409,40 +1448,30 @@ def upscale(
             out_path = check_zarr_output(output, overwrite, info.local_files)
         else:
             out_path = check_output_path(info.local_files, output, overwrite)
+        if stac:
+            stac_item_path(out_path, overwrite)  # refuse before any work
         size = chunk_side(chunk_size)
+        runner_options = {
+            "device": device,
+            "tile_size": tile_size,
+            "batch_size": batch_size,
+            "precision": precision,
+            "consistency": consistency,
+        }
         active_client(scheduler)  # refuses an unknown scheduler before any work
         log.info("upscaling %s to %s", info.label, out_path)
         source = dataarray_from_info(info, size)
         # an alpha band among the outputs masks the others itself; else read the mask
         alpha = info.selected.index(info.alpha) + 1 if info.alpha in info.selected else None
-        mask = lazy_mask(info, size) if alpha is None else None
-        masked = alpha is not None or mask is not None
-        may_have_nodata = info.nodata is not None or np.dtype(info.dtype).kind == "f" or masked
-        network = [info.selected.index(b) for b in info.network_bands]
-
-        def sample() -> tuple[np.ndarray, np.ndarray | None]:
-            pixels = read_sample(info)
-            if alpha is None:
-                return pixels, sample_mask(info)
-            return pixels[network], pixels[alpha - 1]
-
-        stats = model_statistics(meta, len(network), sample, info.nodata)
-        result = upscale_dataarray(
-            source,
-            net,
-            overlap=default_halo(net, may_have_nodata) if overlap is None else overlap,
-            device=device,
-            tile_size=tile_size,
-            batch_size=batch_size,
-            precision=precision,
-            consistency=consistency,
-            stats=stats,
-            mask=mask,
-            alpha=alpha,
-            tta=tta,
-            preserve_spectra=preserve_spectra,
-        )
-        label = model_label(model, net, tta, preserve_spectra)
+        valid = lazy_mask(info, size) if alpha is None else None
+        if out_scale == 1:  # the aligner only: the bands on the finest grid, masked
+            result = _masked_source(source, valid, info.nodata)
+            label = "none (aligner only)"
+        else:
+            result = _upscale_source(
+                source, info, net, alpha, valid, overlap, tta, preserve_spectra, runner_options
+            )
+            label = model_label(model, net, tta, preserve_spectra)
         started = time.perf_counter()
         if to_zarr:
             # masked pixels are already nodata (or 0 without a nodata value) in the bands;
@@ -1455,28 +1484,107 @@ def upscale(
                 scheduler=scheduler,
                 num_workers=num_workers,
             )
-            log.info("wrote %s in %.1f s", out_path, time.perf_counter() - started)
-            return out_path
-        block = output_block_size(result.data.chunks[1][0])
-        tags = {"GEOSR_MODEL": label, "GEOSR_SCALE": str(meta.scale), "GEOSR_VERSION": __version__}
+        else:
+            block = output_block_size(result.data.chunks[1][0])
+            tags = {
+                "GEOSR_MODEL": label,
+                "GEOSR_SCALE": str(out_scale),
+                "GEOSR_VERSION": __version__,
+            }
 
-        def decorate(dst: Any) -> None:
-            copy_metadata(dst, info, tags)
-            copy_georeference(dst, info, meta.scale)
+            def decorate(dst: Any) -> None:
+                copy_metadata(dst, info, tags)
+                copy_georeference(dst, info, out_scale)
 
-        write_raster(
-            result.data,
-            out_path,
-            output_profile(info, meta.scale, block),
-            decorate,
-            mask=None if mask is None else upscaled_mask(mask, meta.scale, result.data.chunks[1:]),
-            cog=cog,
-            progress=progress,
-            scheduler=scheduler,
-            num_workers=num_workers,
-        )
+            write_raster(
+                result.data,
+                out_path,
+                output_profile(info, out_scale, block),
+                decorate,
+                mask=None
+                if valid is None
+                else upscaled_mask(valid, out_scale, result.data.chunks[1:]),
+                cog=cog,
+                progress=progress,
+                scheduler=scheduler,
+                num_workers=num_workers,
+            )
+        if stac:
+            write_stac_item(out_path, info, product, out_scale, label, cog=cog, overwrite=overwrite)
     log.info("wrote %s in %.1f s", out_path, time.perf_counter() - started)
     return out_path
+
+
+def output_scale(info: RasterInfo, model_scale: int, resolution: float | None) -> int:
+    """The output's scale from the input grid: the model's, or 1 (the aligner only) for a
+    ``resolution`` equal to the input's pixel size.
+
+    Raises:
+        ConfigError: a ``resolution`` that is neither, or an input without a geotransform.
+    """
+    if resolution is None:
+        return model_scale
+    if not info.has_transform:
+        raise ConfigError(
+            f"{info.label} has no geotransform, so resolution= has no meaning; drop it"
+        )
+    pixel = math.hypot(info.transform.a, info.transform.d)
+    for out_scale in (model_scale, 1):
+        if math.isclose(float(resolution), pixel / out_scale, rel_tol=1e-6):
+            return out_scale
+    raise ConfigError(
+        f"resolution {resolution:g} is not one geosr makes from {info.label}: use "
+        f"{pixel / model_scale:g} (the model's x{model_scale} of its finest grid, {pixel:g}) "
+        f"or {pixel:g} (the finest grid, aligner only)"
+    )
+
+
+def _masked_source(
+    source: xr.DataArray, valid: da.Array | None, nodata: float | None
+) -> xr.DataArray:
+    """The source bands with masked pixels set to nodata (0 for integers without one)."""
+    if valid is None:
+        return source
+    fill = nodata if nodata is not None else (np.nan if source.dtype.kind == "f" else 0)
+    data = da.where(valid[None] != 0, source.data, np.asarray(fill, source.dtype))
+    return source.copy(data=data)
+
+
+def _upscale_source(
+    source: xr.DataArray,
+    info: RasterInfo,
+    net: nn.Module,
+    alpha: int | None,
+    valid: da.Array | None,
+    overlap: int | None,
+    tta: bool,
+    preserve_spectra: bool,
+    runner_options: dict[str, Any],
+) -> xr.DataArray:
+    """:func:`upscale_dataarray` of a file's bands, with statistics from a decimated read."""
+    meta = model_meta(net)
+    masked = alpha is not None or valid is not None
+    may_have_nodata = info.nodata is not None or np.dtype(info.dtype).kind == "f" or masked
+    network = [info.selected.index(b) for b in info.network_bands]
+
+    def sample() -> tuple[np.ndarray, np.ndarray | None]:
+        pixels = read_sample(info)
+        if alpha is None:
+            return pixels, sample_mask(info)
+        return pixels[network], pixels[alpha - 1]
+
+    stats = model_statistics(meta, len(network), sample, info.nodata)
+    return upscale_dataarray(
+        source,
+        net,
+        overlap=default_halo(net, may_have_nodata) if overlap is None else overlap,
+        stats=stats,
+        mask=valid,
+        alpha=alpha,
+        tta=tta,
+        preserve_spectra=preserve_spectra,
+        **runner_options,
+    )
 
 
 def _check_file_bands(meta: ModelMeta, info: RasterInfo) -> None:

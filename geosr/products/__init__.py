@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,12 @@ __all__ = [
     "QualityBand",
     "QualityRule",
     "check_mask_mode",
+    "is_stac_item",
     "open_product",
     "open_source",
     "product_info",
+    "product_output_path",
+    "remote_names",
 ]
 
 
@@ -60,7 +64,7 @@ def open_product(source: Any, band_names: Sequence[str] | None = None) -> Produc
     Raises:
         InputError: a folder or ``.zip`` that holds no product geosr reads, or a bad product.
     """
-    if _is_stac_item(source):
+    if is_stac_item(source):
         from geosr.products.stac import read_stac
 
         return read_stac(source)
@@ -106,7 +110,7 @@ def open_source(
         InputError: as :func:`open_product`, :func:`product_info` and ``open_info`` do.
     """
     mode = check_mask_mode(mask)
-    if not isinstance(source, str | os.PathLike) and not _is_stac_item(source):
+    if not isinstance(source, str | os.PathLike) and not is_stac_item(source):
         source = list(source)  # read more than once: an iterator would be spent
     product = open_product(source, band_names)
     if product is not None:
@@ -133,13 +137,18 @@ def open_source(
 
 
 def _band_number(info: RasterInfo, band: int | str) -> int:
-    """A band's 1-based number, given as a number or as its description (case-insensitive)."""
+    """A band's 1-based number, given as a number or as its description, or the first word of
+    one (``"B4"`` for ``"B4 red"``), case-insensitively."""
     if not isinstance(band, str) or band.strip().isdigit():
         return int(band)
     wanted = band.strip().upper()
-    for number, description in enumerate(info.descriptions, start=1):
-        if (description or "").strip().upper() == wanted:
-            return number
+    texts = [(d or "").strip().upper() for d in info.descriptions]
+    for matches in (
+        [n for n, text in enumerate(texts, 1) if text == wanted],
+        [n for n, text in enumerate(texts, 1) if re.split(r"[\s_\-]+", text)[0] == wanted],
+    ):
+        if len(matches) == 1:
+            return matches[0]
     named = [d for d in info.descriptions if d]
     listed = f"its bands are {', '.join(named)}" if named else "its bands have no names"
     raise InputError(
@@ -148,8 +157,29 @@ def _band_number(info: RasterInfo, band: int | str) -> int:
     )
 
 
-def _is_stac_item(source: Any) -> bool:
+def is_stac_item(source: Any) -> bool:
+    """Whether ``source`` is a ``pystac.Item`` (pystac is imported only when one is given)."""
     return type(source).__name__ == "Item" and type(source).__module__.startswith("pystac")
+
+
+def remote_names(source: Any) -> list[str]:
+    """The GDAL names an input reads from, for :func:`geosr.sources.remote_env`: a STAC
+    Item's assets, else the input's own names."""
+    if is_stac_item(source) or (
+        isinstance(source, str | os.PathLike)
+        and dataset_name(source).lower().split("?", 1)[0].endswith(".json")
+    ):
+        from geosr.products.stac import asset_names
+
+        return asset_names(source)
+    return dataset_names(source)
+
+
+def product_output_path(product: Product, scale: int) -> Path:
+    """Default output of a product: ``<product id>_x<scale>.tif`` beside a local product,
+    else in the current folder; ``<product id>_aligned.tif`` for the aligner alone."""
+    suffix = f"_x{scale}" if scale > 1 else "_aligned"
+    return (product.folder or Path.cwd()) / f"{product.stem}{suffix}.tif"
 
 
 def _band_files(sources: list[Any], band_names: Sequence[str] | None) -> Product | None:

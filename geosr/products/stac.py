@@ -1,0 +1,285 @@
+"""STAC Items in and out.
+
+In: a STAC Item (JSON file, URL, or ``pystac.Item``) is a product whose bands are its
+single-band raster assets, named by ``eo:bands``' name (else the asset key) and selectable by
+common name too (``"red"``, ``"nir08"``); ``raster:bands`` give scale, offset, nodata and
+unit. Remote assets (COGs) are read by range, as every remote raster is. ``SCL`` and
+``qa_pixel`` assets are cloud masks.
+
+Out: :func:`write_stac_item` describes an output GeoTIFF or Zarr store as a STAC Item with
+the projection, eo and raster extensions, written with pystac beside the output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import rasterio.warp
+
+from geosr.errors import InputError, InputNotFoundError, OutputExistsError
+from geosr.products.bands import SENTINEL2, landsat_table
+from geosr.products.headers import product_band, read_header
+from geosr.products.landsat import QA_PIXEL_CLOUDS
+from geosr.products.model import Product, QualityBand
+from geosr.products.sentinel2 import SCL_CLOUDS
+from geosr.raster import RasterInfo
+from geosr.sources import dataset_name, is_local, redact
+
+#: Asset roles that are never bands.
+_NOT_BANDS = {"thumbnail", "overview", "metadata", "visual", "snow-ice", "cloud", "water-mask"}
+#: Quality assets by key (lower case) and the rule that reads them.
+_QUALITY = {"scl": ("SCL", SCL_CLOUDS), "qa_pixel": ("QA_PIXEL", QA_PIXEL_CLOUDS)}
+
+
+def load_item(source: Any) -> Any:
+    """A ``pystac.Item`` from an Item, a JSON file or a URL.
+
+    Raises:
+        InputNotFoundError: a local file that does not exist.
+        InputError: not a STAC Item, or unreadable.
+    """
+    import pystac
+
+    if isinstance(source, pystac.Item):
+        return source
+    text = os.fspath(source)
+    label = text if is_local(dataset_name(text)) else redact(text)
+    if is_local(dataset_name(text)) and not Path(text).expanduser().exists():
+        raise InputNotFoundError(f"input {label} does not exist; check the path")
+    try:
+        item = pystac.read_file(str(Path(text).expanduser()) if is_local(text) else text)
+    except (json.JSONDecodeError, pystac.STACError, pystac.STACTypeError, KeyError) as exc:
+        raise InputError(
+            f"{label} is not a STAC Item ({type(exc).__name__}: {redact(str(exc))}); pass an "
+            "Item's JSON (a Collection or Catalog holds several scenes: pick one Item)"
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {label} ({redact(str(exc))}); check the URL or path"
+        ) from None
+    if not isinstance(item, pystac.Item):
+        raise InputError(
+            f"{label} is a STAC {type(item).__name__}, not an Item; pass one Item's JSON"
+        )
+    return item
+
+
+def read_stac(source: Any) -> Product:
+    """The product a STAC Item describes.
+
+    Raises:
+        InputError: as :func:`load_item`, or an Item without single-band raster assets.
+    """
+    item = load_item(source)
+    platform = str(item.properties.get("platform") or "")
+    table = SENTINEL2 if platform.lower().startswith("sentinel-2") else {}
+    if platform.lower().startswith("landsat"):
+        table = landsat_table(platform)
+    bands, quality = [], []
+    for key, asset in item.assets.items():
+        roles = set(asset.roles or ())
+        if roles & _NOT_BANDS or not _is_raster(asset.media_type, asset.href):
+            continue
+        href = asset.get_absolute_href() or asset.href
+        name, label = dataset_name(href), redact(href)
+        if key.lower() in _QUALITY:
+            quality_name, rule = _QUALITY[key.lower()]
+            grid = read_header(name, label)["grid"]
+            quality.append(QualityBand(quality_name, name, label, grid, rule))
+            continue
+        eo = _first(asset.extra_fields.get("eo:bands")) or _first(asset.extra_fields.get("bands"))
+        band_name = str(eo.get("name") or key) if eo else key
+        header = read_header(name, label)
+        if header["count"] != 1:
+            continue  # multi-band assets (previews, stacks) are no band of their own
+        raster = _first(asset.extra_fields.get("raster:bands")) or eo or {}
+        spec = table.get(band_name.upper()) or table.get(key.upper())
+        bands.append(
+            product_band(
+                band_name,
+                name,
+                label,
+                spec,
+                header=header,
+                common_name=(eo or {}).get("common_name") or (eo or {}).get("eo:common_name"),
+                wavelength=(eo or {}).get("center_wavelength")
+                or (eo or {}).get("eo:center_wavelength"),
+                fwhm=(eo or {}).get("full_width_half_max")
+                or (eo or {}).get("eo:full_width_half_max"),
+                scale=raster.get("scale", raster.get("raster:scale")),
+                offset=raster.get("offset", raster.get("raster:offset")),
+                nodata=raster.get("nodata"),
+                unit=raster.get("unit"),
+            )
+        )
+    if not bands:
+        raise InputError(
+            f"STAC Item {item.id} has no single-band raster assets (GeoTIFF or JPEG 2000 "
+            "with one band each); geosr needs one asset per band"
+        )
+    self_href = item.get_self_href()
+    local = self_href is not None and is_local(dataset_name(self_href))
+    when = item.datetime or item.common_metadata.start_datetime
+    tags = {
+        "PRODUCT_ID": item.id,
+        "DATETIME": when.isoformat() if when else "",
+        "SPACECRAFT": platform,
+    }
+    cloud = item.properties.get("eo:cloud_cover")
+    if cloud is not None:
+        tags["CLOUD_COVER"] = str(cloud)
+    return Product(
+        kind="STAC item",
+        label=f"STAC Item {item.id}",
+        stem=item.id,
+        bands=tuple(bands),
+        quality=tuple(quality),
+        folder=Path(self_href).parent if local else None,
+        tags={k: v for k, v in tags.items() if v},
+        item_id=item.id,
+        datetime=when.isoformat() if when else None,
+        platform=platform or None,
+    )
+
+
+def asset_names(source: Any) -> list[str]:
+    """GDAL names of an Item's assets (for the remote-read settings around a run)."""
+    item = load_item(source)
+    return [dataset_name(a.get_absolute_href() or a.href) for a in item.assets.values()]
+
+
+def _first(value: Any) -> dict[str, Any] | None:
+    return (
+        value[0]
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict)
+        else None
+    )
+
+
+def _is_raster(media_type: str | None, href: str) -> bool:
+    if media_type:
+        return media_type.startswith(("image/tiff", "image/jp2", "image/vnd.stac.geotiff"))
+    return href.lower().split("?", 1)[0].endswith((".tif", ".tiff", ".jp2"))
+
+
+# --- out ----------------------------------------------------------------------------------------
+
+
+def stac_item_path(output: Path, overwrite: bool = True) -> Path:
+    """Where the STAC Item of an output goes: ``scene_x4.tif`` -> ``scene_x4.json``.
+
+    Raises:
+        OutputExistsError: it exists and ``overwrite`` is not set.
+    """
+    path = output.with_suffix(".json")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{path} already exists; pass overwrite=True (--overwrite) to replace it"
+        )
+    return path
+
+
+def write_stac_item(
+    output: Path,
+    info: RasterInfo,
+    product: Product | None,
+    scale: int,
+    model_label: str,
+    *,
+    cog: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """A STAC Item describing ``output`` (the upscaled ``info`` at ``scale``), written beside
+    it with pystac: footprint, datetime (the product's, else now), projection (code, shape,
+    transform, bbox), eo bands (names, common names, wavelengths) and raster bands (nodata,
+    data type, scale, offset, unit, resolution). Returns its path.
+
+    Raises:
+        OutputExistsError: the Item's file exists and ``overwrite`` is not set.
+    """
+    import pystac
+    from pystac.extensions.eo import Band, EOExtension
+    from pystac.extensions.projection import ProjectionExtension
+    from pystac.extensions.raster import RasterBand, RasterExtension
+
+    path = stac_item_path(output, overwrite)
+    transform = info.transform * rasterio.Affine.scale(1 / scale)
+    width, height = info.width * scale, info.height * scale
+    bounds = rasterio.transform.array_bounds(height, width, transform)
+    geometry = rasterio.warp.transform_geom(info.crs, "EPSG:4326", _box(*bounds))
+    lons = [x for x, _ in geometry["coordinates"][0]]
+    lats = [y for _, y in geometry["coordinates"][0]]
+    now = dt.datetime.now(dt.timezone.utc)
+    when = _parse_time(product.datetime if product else info.tags.get("DATETIME")) or now
+    properties = {"created": now.isoformat(), "geosr:model": model_label, "geosr:scale": scale}
+    if product and product.platform:
+        properties["platform"] = product.platform
+    item = pystac.Item(
+        id=output.stem,
+        geometry=geometry,
+        bbox=[min(lons), min(lats), max(lons), max(lats)],
+        datetime=when,
+        properties=properties,
+    )
+    media = (
+        pystac.MediaType.COG
+        if output.suffix.lower() in (".tif", ".tiff")
+        else "application/vnd+zarr"
+    )
+    asset = pystac.Asset(href=f"./{output.name}", media_type=media, roles=["data"])
+    item.add_asset("data", asset)
+    projection = ProjectionExtension.ext(item, add_if_missing=True)
+    projection.code = info.crs.to_string() if info.crs else None
+    projection.shape = [height, width]
+    projection.transform = list(transform)[:6]
+    projection.bbox = list(bounds)
+    bands = [b - 1 for b in info.selected]
+    eo_bands = []
+    raster_bands = []
+    for index in bands:
+        tags = info.band_tags[index]
+        eo_band = Band.create(name=info.descriptions[index] or f"band {index + 1}")
+        if tags.get("COMMON_NAME"):
+            eo_band.common_name = tags["COMMON_NAME"]
+        if tags.get("CENTRAL_WAVELENGTH_UM"):
+            eo_band.center_wavelength = float(tags["CENTRAL_WAVELENGTH_UM"])
+        if tags.get("FWHM_UM"):
+            eo_band.full_width_half_max = float(tags["FWHM_UM"])
+        eo_bands.append(eo_band)
+        raster_bands.append(
+            RasterBand.create(
+                nodata=info.nodata,
+                data_type=info.dtype,
+                scale=info.scales[index],
+                offset=info.offsets[index],
+                unit=info.units[index] or None,
+                spatial_resolution=abs(transform.a),
+            )
+        )
+    EOExtension.ext(asset, add_if_missing=True).bands = eo_bands
+    RasterExtension.ext(asset, add_if_missing=True).bands = raster_bands
+    item.set_self_href(str(path.resolve()))
+    item.make_asset_hrefs_relative()
+    tmp = path.with_name(f".{path.name}.geosr-tmp")
+    tmp.write_text(json.dumps(item.to_dict(include_self_link=False), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _box(left: float, bottom: float, right: float, top: float) -> dict[str, Any]:
+    ring = [[left, bottom], [right, bottom], [right, top], [left, top], [left, bottom]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def _parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
