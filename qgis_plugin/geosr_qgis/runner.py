@@ -43,6 +43,27 @@ _POSIX = os.name == "posix"
 #: The one-line error geosr's commands print on stderr: "geosr: error: ...",
 #: "geosr-train: error: ...".
 _ERROR_LINE = re.compile(r"^geosr[-\w]*: error: (.*)$")
+# A URL runs to the end of its line (one argument, when a command line is logged), spaces
+# included: pip prints "file:///my index?token=..." as is. The userinfo runs to the LAST "@"
+# before the path's "/", so a password holding "@" is removed whole.
+_USERINFO = re.compile(r"://[^/\n]*@")
+_QUERY = re.compile(r"((?:://|/vsi[a-z0-9_]+)[^?\n]*)\?.*", re.IGNORECASE)
+
+
+def _drop_userinfo(match: re.Match) -> str:
+    # a "?" before the "@" starts a query holding an "@": keep a "?" so the query goes too
+    return "://?" if "?" in match.group() else "://"
+
+
+def redact(text: str) -> str:
+    """``text`` without URL userinfo (``user:password@``) and without the query strings of
+    URLs and /vsi names: signed URLs and pip index URLs carry their secrets there."""
+    return _QUERY.sub(r"\1?…", _USERINFO.sub(_drop_userinfo, text))
+
+
+def command_line(argv: Iterable[str]) -> str:
+    """``argv`` as one shell-quoted line for the log, each argument :func:`redact`-ed."""
+    return " ".join(shlex.quote(redact(str(part))) for part in argv)
 
 
 class OutputGuard:
@@ -264,7 +285,7 @@ def run_geosr(
     feedback = run.feedback
     guard = OutputGuard(outputs)
     argv = [python, *map(str, args)]
-    feedback.pushCommandInfo(" ".join(shlex.quote(part) for part in argv))
+    feedback.pushCommandInfo(command_line(argv))
     try:
         process = subprocess.Popen(
             argv,

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .environment import child_process_options
-from .runner import POLL_INTERVAL, kill_process_tree, pump_lines
+from .runner import POLL_INTERVAL, command_line, kill_process_tree, pump_lines, redact
 
 #: geosr's own ``requires-python``.
 MIN_PYTHON = (3, 10)
@@ -391,8 +391,14 @@ def check_wheel(path: str | os.PathLike) -> str:
     return path
 
 
-def split_pip_options(options: str | Sequence[str] | None) -> list[str]:
+def split_pip_options(options: str | Sequence[str] | None, *, windows: bool = WINDOWS) -> list[str]:
     """Extra pip options as typed in one text field (shell quoting), or already a list.
+
+    Quotes ('...' or "...") group words and are removed. On Windows a backslash is a folder
+    separator, not an escape, so ``"C:\\my dir\\wheels"`` keeps its backslashes.
+
+    Args:
+        windows: split the Windows way (default: whether this is Windows).
 
     Raises:
         SetupError: unbalanced quotes.
@@ -401,8 +407,14 @@ def split_pip_options(options: str | Sequence[str] | None) -> list[str]:
         return []
     if not isinstance(options, str):
         return [str(option) for option in options]
+    # posix rules remove the quotes (shlex's posix=False keeps them); Windows has no escape char
+    lexer = shlex.shlex(options, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    if windows:
+        lexer.escape = ""
     try:
-        return shlex.split(options, posix=not WINDOWS)
+        return list(lexer)
     except ValueError as error:
         raise SetupError(
             f"The extra pip options cannot be read ({error}): check their quotes."
@@ -472,7 +484,7 @@ def install_into(
         SetupError: pip failed; the message carries pip's own ``ERROR:`` line.
     """
     command = pip_install_command(python.executable, wheel, pip_options)
-    log("$ " + " ".join(shlex.quote(part) for part in command))
+    log("$ " + command_line(command))
     progress = _PipProgress(step, *span)
 
     def relay(line: str) -> None:
@@ -558,6 +570,7 @@ def run_logged(
             if line is None:
                 break
             if line.strip():
+                line = redact(line)  # pip echoes its index URL with the query (a token) kept
                 tail.append(line)
                 log(line)
         finished = True

@@ -1,4 +1,5 @@
-"""Helpers for the plugin tests: paths, child processes, /proc scans, qgis_process runs.
+"""Helpers for the plugin tests: paths, child processes, /proc scans, qgis_process runs, a
+feedback that records what it is told.
 
 Run with the system Python (QGIS's own interpreter) from a venv made with
 ``--system-site-packages`` that holds only pytest and pytest-qgis; ``qgis_plugin/run_tests.sh``
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from qgis.core import QgsProcessingFeedback
 
 HERE = Path(__file__).resolve().parent
 PLUGIN_PARENT = HERE.parent  # QGIS_PLUGINPATH: the folder that contains geosr_qgis/
@@ -59,6 +61,26 @@ def child_env(**extra: str | None) -> dict[str, str]:
         else:
             env[key] = value
     return env
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Keeps what an algorithm logs; calls ``on_console(line)`` for each console line."""
+
+    def __init__(self, on_console=None):
+        super().__init__()
+        self.console: list[str] = []
+        self.commands: list[str] = []
+        self.on_console = on_console
+
+    def pushConsoleInfo(self, info):  # noqa: N802 - QGIS API
+        self.console.append(info)
+        super().pushConsoleInfo(info)
+        if self.on_console is not None:
+            self.on_console(info)
+
+    def pushCommandInfo(self, info):  # noqa: N802 - QGIS API
+        self.commands.append(info)
+        super().pushCommandInfo(info)
 
 
 # ---------------------------------------------------------------- processes

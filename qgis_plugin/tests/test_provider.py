@@ -10,13 +10,13 @@ import zipfile
 
 import geosr_qgis
 import pytest
-from geosr_qgis import environment
+from geosr_qgis import environment, runner
 from geosr_qgis.alg_evaluate import EvaluateAlgorithm
 from geosr_qgis.alg_train import TrainAlgorithm
 from geosr_qgis.alg_upscale import UpscaleAlgorithm
 from geosr_qgis.algorithm import raster_path
 from geosr_qgis.provider import GeosrProvider
-from helpers import ALGORITHM_IDS, PLUGIN_PARENT
+from helpers import ALGORITHM_IDS, PLUGIN_PARENT, RecordingFeedback
 from qgis.core import (
     QgsApplication,
     QgsProcessing,
@@ -298,6 +298,27 @@ def test_children_run_scrubbed_in_a_neutral_folder(monkeypatch, tmp_path):
         assert (int(sid) == os.getsid(0)) is not new_group
         assert cwd == os.path.realpath(tempfile.gettempdir())
         assert has_pythonpath == "False"
+
+
+def test_logged_command_line_hides_url_secrets():
+    """What the log shows of a child's command line: no userinfo (a password holding "@"),
+    no query string of a URL (one with a space in it too) or of a /vsi name."""
+    feedback = RecordingFeedback()
+    args = [
+        "-c",
+        "pass",  # a real child that ignores the arguments below
+        "/vsicurl/https://reader:hunter@2@example.org/my scenes/a.tif?sig=SECRET-1",
+        "/vsis3/bucket/b.tif?X-Amz-Signature=SECRET-2",
+        "--index-url=https://reader:hunter@2@example.org/simple",
+    ]
+    runner.run_geosr(sys.executable, args, feedback)
+    [line] = feedback.commands
+    for secret in ("reader", "hunter", "@2", "SECRET"):
+        assert secret not in line
+    assert line.endswith(
+        " '/vsicurl/https://example.org/my scenes/a.tif?…' '/vsis3/bucket/b.tif?…'"
+        " --index-url=https://example.org/simple"
+    )
 
 
 @pytest.mark.parametrize("algorithm_id", ["geosr:upscale", "geosr:evaluate"])

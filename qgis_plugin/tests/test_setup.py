@@ -18,6 +18,7 @@ import pytest
 from geosr_qgis import environment, setup_env
 from geosr_qgis.setup_env import SetupError
 from helpers import (
+    RecordingFeedback,
     alive,
     assert_same_georeference,
     geosr_children,
@@ -31,7 +32,6 @@ from qgis.core import (
     Qgis,
     QgsApplication,
     QgsProcessingException,
-    QgsProcessingFeedback,
     QgsSettings,
 )
 from qgis.PyQt.QtCore import QSettings, QTimer
@@ -71,26 +71,6 @@ def old_pythons() -> list[str]:
         except (OSError, ValueError, subprocess.SubprocessError):
             continue  # e.g. a pyenv shim for a version that is not active
     return old
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps what an algorithm logs; calls ``on_console(line)`` for each console line."""
-
-    def __init__(self, on_console=None):
-        super().__init__()
-        self.console: list[str] = []
-        self.commands: list[str] = []
-        self.on_console = on_console
-
-    def pushConsoleInfo(self, info):  # noqa: N802 - QGIS API
-        self.console.append(info)
-        super().pushConsoleInfo(info)
-        if self.on_console is not None:
-            self.on_console(info)
-
-    def pushCommandInfo(self, info):  # noqa: N802 - QGIS API
-        self.commands.append(info)
-        super().pushCommandInfo(info)
 
 
 def shown_algorithm_dialog():
@@ -249,6 +229,41 @@ def test_pip_command_for_a_wheel_and_for_the_index(tmp_path):
         setup_env.pip_install_command("/env/bin/python", str(other))
     with pytest.raises(SetupError, match="does not exist"):
         setup_env.pip_install_command("/env/bin/python", str(tmp_path / "geosr-9-py3-none-any.whl"))
+
+
+def test_quoted_pip_options_lose_their_quotes_on_windows_too():
+    """Windows: quotes go, backslashes of folders stay (shlex's posix=False kept the quotes)."""
+    typed = r'"--index-url" "C:\my dir\wheels" --find-links="D:\wheels\" --pre'
+    assert setup_env.split_pip_options(typed, windows=True) == [
+        "--index-url",
+        r"C:\my dir\wheels",
+        "--find-links=D:\\wheels\\",
+        "--pre",
+    ]
+    typed = r"--index-url 'file:///my index' --find-links=/my\ wheels"
+    expected = ["--index-url", "file:///my index", "--find-links=/my wheels"]
+    assert setup_env.split_pip_options(typed, windows=False) == expected
+    with pytest.raises(SetupError, match="check their quotes"):
+        setup_env.split_pip_options('--index-url "C:\\unclosed', windows=True)
+
+
+def test_pip_log_hides_the_index_url_secrets(monkeypatch):
+    """Userinfo (a password holding "@") and the query's token, in the logged pip command, in
+    pip's own lines and in the error. A real pip, with no configuration of its own (no config
+    file, no PIP_* variables), against a port where nothing listens; a dry run besides."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    python = setup_env.check_python(sys.executable)
+    index = "http://mirror-user:hunter@2@127.0.0.1:9/my simple?token=SECRET-TOKEN"
+    options = f"--isolated --dry-run --retries 0 --timeout 1 --index-url '{index}'"
+    lines: list[str] = []
+    with pytest.raises(SetupError) as raised:
+        setup_env.install_into(python, None, options, lines.append, lambda *_: None, lambda: False)
+    logged = "\n".join([*lines, str(raised.value)])
+    for secret in ("mirror-user", "hunter", "@2", "SECRET-TOKEN"):
+        assert secret not in logged
+    assert f" --index-url 'http://127.0.0.1:9/my simple?…' {setup_env.PACKAGE}" in lines[0]
+    # pip's own echo masks the password but prints the query, spaces and all
+    assert "Looking in indexes: http://127.0.0.1:9/my simple?…" in lines
 
 
 def test_setup_refuses_bad_input_before_making_anything(plugin, setting, tmp_path):
