@@ -4,6 +4,8 @@
 #   bash qgis_plugin/run_tests.sh [pytest args...]
 #
 # - installs QGIS with apt-get when /usr/bin/qgis_process.bin is missing (needs root);
+# - leaves the caller's virtualenv, if one is active, for everything it starts (QGIS's
+#   embedded Python would take that venv's python3; tests/no_virtualenv.py);
 # - makes .venv-qgis: the system Python (QGIS's own) with --system-site-packages plus only
 #   pytest and pytest-qgis, so nothing shadows Debian's numpy/GDAL;
 # - points the plugin at geosr's own environment: GEOSR_PYTHON, default $REPO/.venv/bin/python
@@ -23,6 +25,12 @@ QGIS_PROCESS="${QGIS_PROCESS:-/usr/bin/qgis_process.bin}" # not /usr/bin/qgis_pr
 SYSTEM_PYTHON=/usr/bin/python3
 VENV="$REPO/.venv-qgis"
 export QGIS_PROCESS
+
+# Leave the caller's virtualenv for everything started here: QGIS's embedded Python takes the
+# first python3 on PATH for its prefix, and a venv's lacks Debian's qgis package.
+if [ -x "$SYSTEM_PYTHON" ]; then
+    eval "$("$SYSTEM_PYTHON" -I "$HERE/tests/no_virtualenv.py")"
+fi
 
 unavailable() {
     if [ "${CI:-}" = "true" ]; then

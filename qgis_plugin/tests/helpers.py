@@ -16,9 +16,11 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from no_virtualenv import without_virtualenv
 from qgis.core import QgsProcessingFeedback
 
 HERE = Path(__file__).resolve().parent
@@ -52,9 +54,10 @@ def geosr_wheel() -> Path | None:
     return wheels[-1] if wheels else None
 
 
-def child_env(**extra: str | None) -> dict[str, str]:
-    """The environment for a child, with ``extra`` set (a value of None removes the name)."""
-    env = dict(os.environ)
+def child_env(environ: Mapping[str, str] | None = None, **extra: str | None) -> dict[str, str]:
+    """The environment for a QGIS child: ``environ`` (default: this process's) without an
+    active virtualenv (see ``no_virtualenv.py``), with ``extra`` set (None removes a name)."""
+    env = without_virtualenv(os.environ if environ is None else environ)
     for key, value in extra.items():
         if value is None:
             env.pop(key, None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -9,8 +12,11 @@ import pytest
 from helpers import (
     ALGORITHM_IDS,
     DATA,
+    HERE,
+    QGIS_PROCESS,
     assert_clean_failure,
     assert_same_georeference,
+    child_env,
     leftovers,
     qgis_process,
     run_json,
@@ -33,6 +39,39 @@ def test_list_contains_all_algorithms(listing):
     assert "error loading plugin" not in listing.stderr, listing.stderr
     for algorithm_id in ALGORITHM_IDS:
         assert algorithm_id in listing.stdout, listing.stdout[-2000:] + listing.stderr
+
+
+def test_qgis_process_runs_with_a_virtualenv_active(qgis_env, tmp_path):
+    """`make test` from an activated venv: QGIS's embedded Python would take that venv's
+    python3 (first on PATH) for its prefix and fail ("Couldn't load SIP module")."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    [site] = venv.glob("lib/python3*/site-packages")
+    active = dict(
+        qgis_env,
+        VIRTUAL_ENV=str(venv),
+        PATH=os.pathsep.join([str(venv / "bin"), qgis_env["PATH"]]),
+        PYTHONPATH=str(site),
+    )
+    # the tests' way (each environment for qgis_process comes from child_env), and
+    # run_tests.sh's: its shell leaves the venv before it starts anything
+    leave_venv = 'eval "$(/usr/bin/python3 -I "$0")" && exec "$1" list'
+    runs = {
+        "child_env": qgis_process(child_env(active), "list"),
+        "run_tests.sh": subprocess.run(
+            ["bash", "-c", leave_venv, str(HERE / "no_virtualenv.py"), QGIS_PROCESS],
+            env=active,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        ),
+    }
+    for way, listing in runs.items():
+        assert listing.returncode == 0, (way, listing.stderr[-2000:])
+        assert "Couldn't load SIP module" not in listing.stderr, way
+        assert "geosr:upscale" in listing.stdout, (way, listing.stderr[-2000:])
 
 
 def test_upscale_keeps_georeference_of_a_landsat8_scene(qgis_env, scenes, models, gdal, work):
