@@ -214,18 +214,22 @@ def stack_vrt(members: Sequence[StackMember]) -> str:
         _simple_source(band, member, "1", gdal_type)
     masked = [member for member in members if member.mask]
     if masked:
-        # the product of GDAL masks (0 masked, 1-255 valid), saturated to Byte, is 0 where any
-        # is 0: "mul" is a pixel function since GDAL 2.2 ("min" only since 3.8)
-        band = ET.SubElement(
-            ET.SubElement(root, "MaskBand"),
-            "VRTRasterBand",
-            dataType="Byte",
-            subClass="VRTDerivedRasterBand",
-        )
-        ET.SubElement(band, "PixelFunctionType").text = "mul"
+        band = mask_band(root, len(masked))
         for member in masked:
             _simple_source(band, member, "mask,1", "Byte")
     return ET.tostring(root, encoding="unicode")
+
+
+def mask_band(root: ET.Element, sources: int) -> ET.Element:
+    """A VRT's per-dataset mask band, for ``sources`` masks to be added to it: valid only
+    where every one is. The product of GDAL masks (0 masked, 1-255 valid), saturated to Byte,
+    is 0 where any is 0: "mul" is a pixel function since GDAL 2.2 ("min" only since 3.8);
+    it needs two sources or more, so one mask is taken as it is."""
+    band = ET.SubElement(ET.SubElement(root, "MaskBand"), "VRTRasterBand", dataType="Byte")
+    if sources > 1:
+        band.set("subClass", "VRTDerivedRasterBand")
+        ET.SubElement(band, "PixelFunctionType").text = "mul"
+    return band
 
 
 def _simple_source(band: ET.Element, member: StackMember, source_band: str, gdal_type: str) -> None:

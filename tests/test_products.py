@@ -323,3 +323,36 @@ def test_bad_products_get_one_line_and_write_nothing(tmp_path: Path) -> None:
     assert "no cloud mask band" in _refused(
         tmp_path, str(L1C), "--bands", "B04", "--mask", "clouds"
     )
+
+
+def _masked_red(tmp_path: Path) -> Path:
+    """l8_B4 with an internal mask over its top-left 48 x 64 pixels."""
+    red = tmp_path / "l8_B4.tif"
+    with rasterio.open(LANDSAT_PRE / "l8_B4.tif") as src:
+        profile = src.profile | {"driver": "GTiff"}
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(red, "w", **profile) as dst:
+            dst.write(src.read())
+            valid = np.full((src.height, src.width), 255, np.uint8)
+            valid[:48, :64] = 0
+            dst.write_mask(valid)
+    return red
+
+
+def test_one_masked_band_file_masks_a_stack_on_one_grid(model: Path, tmp_path: Path) -> None:
+    out = geosr.upscale([_masked_red(tmp_path), LANDSAT_PRE / "l8_B3.tif"], model=model)
+    with rasterio.open(out) as dst:
+        mask = dst.dataset_mask() > 0
+    expected = np.ones((192, 192), bool)
+    expected[:48, :64] = False
+    assert np.array_equal(mask, np.repeat(np.repeat(expected, 4, 0), 4, 1))
+
+
+def test_band_files_masks_reach_the_output_on_several_grids(model: Path, tmp_path: Path) -> None:
+    """A band file's internal mask, on a coarser grid than the finest, masks the output."""
+    red = _masked_red(tmp_path)
+    out = geosr.upscale([red, LANDSAT_PRE / "l8_B8.tif"], tmp_path / "out.tif", model=model)
+    with rasterio.open(out) as dst:
+        mask = dst.dataset_mask() > 0
+    # 30 m -> 15 m (pan, offset by half a pan pixel) -> x4: 8 output pixels a 30 m pixel
+    assert not mask[8 : 47 * 8, 8 : 63 * 8].any()
+    assert mask[50 * 8 :, :].all() and mask[:, 66 * 8 :].all()

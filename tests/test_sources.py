@@ -351,14 +351,15 @@ def test_stack_of_band_files_equals_the_stacked_scene(
     )
 
 
-def test_stack_on_different_grids_names_the_file_and_the_difference(
-    band_files: list[Path], model_factory
-) -> None:
+def test_stack_on_several_grids_lands_on_the_finest(band_files: list[Path], model_factory) -> None:
+    """Band files on different grids (30 m and the 15 m pan band) are a product: the output
+    is on the finest grid divided by the scale, and each band is named by its file."""
     pan = LANDSAT8_ORIGINAL / "l8_B8.tif"  # 15 m, 384 x 384
-    with pytest.raises(geosr.InputError) as exc:
-        geosr.upscale([*band_files[:2], pan, band_files[3]], model=model_factory())
-    message = _one_line(exc)
-    assert "l8_B8.tif" in message and "size is 384x384, not 192x192" in message
+    out = geosr.upscale([*band_files[:2], pan, band_files[3]], model=model_factory(bands=None))
+    with rasterio.open(out) as dst, rasterio.open(pan) as src:
+        assert dst.transform == src.transform * rasterio.Affine.scale(1 / 2)
+        assert dst.descriptions == ("B2", "B3", "B8", "B5")
+        assert dst.tags()["GEOSR_ALIGNER"] == "cubic"
 
 
 def test_stack_takes_single_band_rasters(band_files: list[Path], model_factory) -> None:

@@ -37,8 +37,8 @@ def read_band_files(
         header = read_header(name, label)
         if header["count"] != 1:
             raise InputError(
-                f"{label} has {header['count']} bands but a list of band files takes "
-                "single-band rasters; pass it alone (with bands=[...] to select) or one file per band"
+                f"{label} has {header['count']} bands but a stack takes single-band rasters; "
+                "pass it alone (with bands=[...] to select) or one file per band"
             )
         stem = name_stem(name)
         from_name = band_name_in(stem)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioIOError
 
 from geosr.errors import InputError
@@ -36,6 +37,7 @@ def read_header(name: str, label: str, index: int = 1) -> dict[str, Any]:
                 "scale": src.scales[index - 1],
                 "offset": src.offsets[index - 1],
                 "unit": src.units[index - 1] or None,
+                "mask": MaskFlags.per_dataset in src.mask_flag_enums[index - 1],
             }
     except RasterioIOError as exc:
         raise _open_error(name, label, exc) from None
@@ -71,6 +73,7 @@ def product_band(
         dtype=header["dtype"],
         index=index,
         block=header["block"],
+        mask=header["mask"],
         **values,
     )
 

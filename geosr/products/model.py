@@ -76,6 +76,7 @@ class ProductBand:
     fwhm: float | None = None  # full width at half maximum, micrometres
     common_name: str | None = None  # STAC eo:common_name: blue, red, nir08 ...
     block: tuple[int, int] = (256, 256)
+    mask: bool = False  # the file has a per-dataset mask (internal or .msk)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 from rasterio.dtypes import dtype_rev, typename_fwd
 
 from geosr.products.model import Grid, ProductBand, QualityBand
+from geosr.sources import mask_band
 
 #: The aligner this module implements, as the GEOSR_ALIGNER tag names it.
 ALIGNER = "cubic"
@@ -59,7 +60,13 @@ def aligned_vrt(
             ET.SubElement(element, "UnitType").text = band.unit
         ET.SubElement(element, "Offset").text = repr(float(band.offset))
         ET.SubElement(element, "Scale").text = repr(float(band.scale))
-        _source(element, band.file, band.index, band.grid, grid, "cubic")
+        _source(element, band.file, str(band.index), band.grid, grid, "cubic")
+    masked = [band for band in bands if band.mask]
+    if masked:
+        # as geosr.sources.stack_vrt: the product of the files' masks, 0 where any is 0
+        element = mask_band(root, len(masked))
+        for band in masked:
+            _source(element, band.file, f"mask,{band.index}", band.grid, grid, "nearest")
     return ET.tostring(root, encoding="unicode")
 
 
@@ -67,7 +74,7 @@ def quality_vrt(band: QualityBand, grid: Grid) -> str:
     """VRT XML of a quality band on ``grid`` by nearest neighbour, in its own data type."""
     root = _dataset(grid)
     element = ET.SubElement(root, "VRTRasterBand", dataType="UInt16", band="1")
-    _source(element, band.file, band.index, band.grid, grid, "nearest")
+    _source(element, band.file, str(band.index), band.grid, grid, "nearest")
     return ET.tostring(root, encoding="unicode")
 
 
@@ -102,15 +109,16 @@ def _same_grid(a: Grid, b: Grid) -> bool:
 
 
 def _source(
-    element: ET.Element, file: str, index: int, source: Grid, target: Grid, resampling: str
+    element: ET.Element, file: str, source_band: str, source: Grid, target: Grid, resampling: str
 ) -> None:
-    """A source placing ``file``'s band ``index`` (on ``source``) over the whole ``target``:
-    its source rectangle is the target grid's footprint in source pixels."""
+    """A source placing ``file``'s band ``source_band`` (``1``, or ``mask,1`` for its mask),
+    on ``source``, over the whole ``target``: its source rectangle is the target grid's
+    footprint in source pixels."""
     same = _same_grid(source, target)
     attributes = {} if same else {"resampling": resampling}
     simple = ET.SubElement(element, "SimpleSource", attributes)
     ET.SubElement(simple, "SourceFilename", relativeToVRT="0").text = file
-    ET.SubElement(simple, "SourceBand").text = str(index)
+    ET.SubElement(simple, "SourceBand").text = source_band
     if same:
         x0, y0, x1, y1 = 0.0, 0.0, float(source.width), float(source.height)
     else:
