@@ -198,9 +198,13 @@ def raster_attrs(info: RasterInfo, label: str) -> dict[str, Any]:
     """What geosr.upscale's GeoTIFF carries as tags and band metadata, as the attributes
     ``write_zarr`` writes, in rioxarray's names: dataset tags, ``long_name`` (band
     descriptions), ``units``, ``scale_factor``/``add_offset`` (``scales``/``offsets`` when
-    the bands differ) and the model's label."""
+    the bands differ), band tags every band has (a product's ``CENTRAL_WAVELENGTH_UM``,
+    ``COMMON_NAME`` ...) as ``band_<tag>`` tuples, and the model's label."""
     bands = [b - 1 for b in info.selected]
     attrs: dict[str, Any] = dict(info.tags)
+    shared = set.intersection(*(set(info.band_tags[b]) for b in bands)) if bands else set()
+    for key in sorted(shared):
+        attrs[f"band_{key.lower()}"] = tuple(info.band_tags[b][key] for b in bands)
     for key, values in (("long_name", info.descriptions), ("units", info.units)):
         chosen = tuple(values[b] or "" for b in bands)
         if any(chosen):
