@@ -261,7 +261,12 @@ def _evaluate_arguments(sub: Any) -> argparse.ArgumentParser:
             "scenes/*.tif"
         ),
     )
-    ev.add_argument("scenes", type=Path, nargs="*", help="HR reference scenes")
+    # rasters are kept as strings: Path() would turn https://host into https:/host
+    ev.add_argument(
+        "scenes",
+        nargs="*",
+        help="HR reference scenes: files, URLs (https://, s3://, gs://, az://) or GDAL names",
+    )
     _add_model_option(ev)
     ev.add_argument("--scale", type=int, help="expected scale; refused if the model does another")
     ev.add_argument(
@@ -289,10 +294,9 @@ def _evaluate_arguments(sub: Any) -> argparse.ArgumentParser:
         "--pair",
         nargs=2,
         action="append",
-        type=Path,
         metavar=("LR", "HR"),
         default=[],
-        help="an LR raster and its HR reference (repeatable)",
+        help="an LR raster and its HR reference, files or URLs (repeatable)",
     )
     ev.add_argument(
         "--degradation",
@@ -456,6 +460,7 @@ def _upscale_source(args: argparse.Namespace) -> tuple[str | list[str], Path | N
 
 def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
     from geosr.evaluate import evaluate
+    from geosr.sources import redact
 
     callback: Callable[[int, int], None] | None = None
     bars: list[Any] = []  # created on the first report, so errors before it print cleanly
@@ -471,7 +476,7 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
                 )
             bars[0].update(done - bars[0].n)
 
-    events.emit("start", scenes=[str(s) for s in args.scenes])
+    events.emit("start", scenes=[redact(s) for s in args.scenes])
     try:
         report = evaluate(
             args.scenes,

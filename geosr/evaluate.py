@@ -45,7 +45,8 @@ from geosr.metrics import (
     mean_gradient_magnitude,
 )
 from geosr.pipeline import keeps_spectra, resolve_model, upscale, valid_mask
-from geosr.raster import open_info, open_raster
+from geosr.raster import RasterInfo, open_info, open_raster
+from geosr.sources import dataset_name, is_local, remote_env
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -277,6 +278,10 @@ def evaluate(
     """Score ``model`` against bicubic and Lanczos on HR ``scenes`` (degraded as in training)
     and on explicit ``(lr, hr)`` ``pairs``; optionally write JSON, a PNG figure and HTML.
 
+    Scenes and pairs are any raster :func:`geosr.upscale` reads: local files, URLs
+    (``https://``, ``s3://``...) or GDAL names. Messages, logs and the reports name remote
+    ones without their query strings or user information.
+
     ``holdout=f`` scores only the bottom strip of each scene that ``geosr-train
     --val-fraction f --patch patch`` held out from training (same rule), so the numbers are
     on pixels the model never saw. Otherwise a centre crop of at most ``max_size`` is used.
@@ -294,7 +299,7 @@ def evaluate(
         raise ConfigError(
             f"the model upscales x{meta.scale}, not x{scale}; pass --scale {meta.scale} or another model"
         )
-    scenes = [Path(s) for s in scenes]
+    scenes = list(scenes)  # kept as given: Path() would turn https:// into https:/
     if not scenes and not pairs:
         raise InputError("nothing to evaluate: pass HR scenes (or --pair LR HR)")
     for kind in degradations:
@@ -305,22 +310,25 @@ def evaluate(
     options = _RunOptions(chunk_size, device, consistency)
     total = len(scenes) * len(degradations) + len(pairs)
     results: list[SceneResult] = []
-    with tempfile.TemporaryDirectory(prefix="geosr-evaluate-") as tmp:
+    sources = [*scenes, *(source for pair in pairs for source in pair)]
+    with (
+        tempfile.TemporaryDirectory(prefix="geosr-evaluate-") as tmp,
+        remote_env([dataset_name(source) for source in sources]),
+    ):
         work = Path(tmp)
-        for path in scenes:
-            hr, profile, nodata = _read_hr(path, meta.scale, max_size, bands, holdout, patch)
+        for scene in scenes:
+            hr, profile, info = _read_hr(scene, meta.scale, max_size, bands, holdout, patch)
+            nodata, name = info.nodata, _scene_name(info)
             for kind in degradations:
                 lr = _degrade(hr, nodata, meta.scale, kind, profile["dtype"])
                 if not results:
                     _warm_up(lr, profile, nodata, variants[0], work, options)
-                results.append(
-                    _score(path.name, kind, lr, hr, profile, nodata, variants, work, options)
-                )
+                results.append(_score(name, kind, lr, hr, profile, nodata, variants, work, options))
                 if progress:
                     progress(len(results), total)
-        for lr_path, hr_path in pairs:
-            lr, hr, profile, nodata = _read_pair(Path(lr_path), Path(hr_path), meta.scale, bands)
-            name = Path(hr_path).name
+        for lr_source, hr_source in pairs:
+            lr, hr, profile, info = _read_pair(lr_source, hr_source, meta.scale, bands)
+            nodata, name = info.nodata, _scene_name(info)
             if not results:
                 _warm_up(lr, profile, nodata, variants[0], work, options)
             results.append(_score(name, "pair", lr, hr, profile, nodata, variants, work, options))
@@ -360,21 +368,28 @@ def _write_reports(
 # --- data ------------------------------------------------------------------------------------------
 
 
+def _scene_name(info: RasterInfo) -> str:
+    """How the reports name a scene: a local file by its file name, a remote one by its
+    label (the URL without query string or user information)."""
+    return Path(info.name).name if is_local(info.name) else info.label
+
+
 def _read_hr(
-    path: Path,
+    source: str | os.PathLike[str],
     scale: int,
     max_size: int,
     bands: Sequence[int] | None,
     holdout: float | None,
     patch: int,
-) -> tuple[np.ndarray, dict, float | None]:
-    info = open_info(path, bands)
+) -> tuple[np.ndarray, dict, RasterInfo]:
+    """The HR crop evaluated, its profile, and the scene as :func:`open_info` describes it."""
+    info = open_info(source, bands)
     top, rows = 0, info.height
     if holdout is not None:
         cut = validation_cut(info.height, holdout, patch)
         if cut is None:
             raise InputError(
-                f"{path} has no held-out strip at --holdout {holdout} --patch {patch} (too short); "
+                f"{info.label} has no held-out strip at --holdout {holdout} --patch {patch} (too short); "
                 "it was used for training only"
             )
         top, rows = cut, info.height - cut
@@ -382,10 +397,10 @@ def _read_hr(
     width = min(info.width, max_size) // scale * scale
     if height < 4 * scale or width < 4 * scale:
         raise InputError(
-            f"{path} is too small to evaluate at x{scale}; it needs at least {4 * scale} pixels per side"
+            f"{info.label} is too small to evaluate at x{scale}; it needs at least {4 * scale} pixels per side"
         )
     window = Window((info.width - width) // 2, top + (rows - height) // 2, width, height)
-    with open_raster(path) as src:
+    with open_raster(info.name) as src:
         hr = src.read(list(info.selected), window=window)
         transform = src.window_transform(window)
     profile = {
@@ -394,23 +409,30 @@ def _read_hr(
         "dtype": info.dtype,
         "count": len(info.selected),
     }
-    return hr, profile, info.nodata
+    return hr, profile, info
 
 
-def _read_pair(lr_path: Path, hr_path: Path, scale: int, bands: Sequence[int] | None):
-    lr_info, hr_info = open_info(lr_path, bands), open_info(hr_path, bands)
+def _read_pair(
+    lr_source: str | os.PathLike[str],
+    hr_source: str | os.PathLike[str],
+    scale: int,
+    bands: Sequence[int] | None,
+) -> tuple[np.ndarray, np.ndarray, dict, RasterInfo]:
+    """LR and HR, the profile of the LR written for the model, and the HR's description."""
+    lr_info, hr_info = open_info(lr_source, bands), open_info(hr_source, bands)
     if (hr_info.width, hr_info.height) != (lr_info.width * scale, lr_info.height * scale):
         raise InputError(
-            f"{hr_path} is {hr_info.width}x{hr_info.height} but {lr_path} x{scale} is "
-            f"{lr_info.width * scale}x{lr_info.height * scale}; the HR grid must be exactly the LR grid x{scale}"
+            f"{hr_info.label} is {hr_info.width}x{hr_info.height} but {lr_info.label} x{scale} "
+            f"is {lr_info.width * scale}x{lr_info.height * scale}; the HR grid must be exactly "
+            f"the LR grid x{scale}"
         )
     if len(lr_info.selected) != len(hr_info.selected):
         raise InputError(
-            f"{lr_path} and {hr_path} have different band counts; select matching bands"
+            f"{lr_info.label} and {hr_info.label} have different band counts; select matching bands"
         )
-    with open_raster(lr_path) as src:
+    with open_raster(lr_info.name) as src:
         lr = src.read(list(lr_info.selected))
-    with open_raster(hr_path) as src:
+    with open_raster(hr_info.name) as src:
         hr = src.read(list(hr_info.selected))
     profile = {
         "crs": hr_info.crs,
@@ -418,7 +440,7 @@ def _read_pair(lr_path: Path, hr_path: Path, scale: int, bands: Sequence[int] | 
         "dtype": lr_info.dtype,
         "count": len(lr_info.selected),
     }
-    return lr, hr, profile, hr_info.nodata
+    return lr, hr, profile, hr_info
 
 
 def _degrade(hr: np.ndarray, nodata: float | None, scale: int, kind: str, dtype: str) -> np.ndarray:

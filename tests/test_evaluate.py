@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +17,13 @@ from rasterio.windows import Window
 import geosr
 from geosr.data.degradations import DegradationConfig
 from geosr.evaluate import EvaluationReport, evaluate
+from tests import test_sources
 from tests.backends import foreign_backend
 from tests.conftest import LANDSAT7_OLINDA, LANDSAT8, LANDSAT8_150M, NAIP_DIR, write_crop
+from tests.test_sources import HTTP_ENV, SECRET, Server
 
 NAIP = NAIP_DIR / "m_4709963_se_14_1_20150926.tif"  # 4 x uint8, fields and a lake shore
+http_server = test_sources.http_server  # the range-request HTTP server fixture, reused
 needs_srgan = pytest.mark.skipif(
     "srgan" not in geosr.bundled_models(), reason="the bundled srgan is not in this checkout"
 )
@@ -56,10 +60,9 @@ def test_report_on_real_scenes(model_factory, tmp_path: Path) -> None:
     assert "lanczos" in report.table()
 
 
-def test_pairs_match_degrading_the_scene_ourselves(model_factory, tmp_path: Path) -> None:
-    """An LR/HR pair made with the box degradation scores exactly like evaluating the HR scene
-    with degradation='box' (the same crop)."""
-    model = model_factory(bands=4, scale=2)
+def _box_pair(folder: Path) -> tuple[Path, Path]:
+    """``lr.tif`` and ``hr.tif`` in ``folder``: a 128x96 Landsat 8 crop and its x2 box
+    degradation, on grids x2 apart."""
     with rasterio.open(LANDSAT8) as src:
         window = Window(0, 0, 128, 96)
         hr = src.read(window=window)
@@ -68,12 +71,12 @@ def test_pairs_match_degrading_the_scene_ourselves(model_factory, tmp_path: Path
             "height": 96,
             "transform": src.window_transform(window),
         }
-    hr_path = tmp_path / "hr.tif"
+    hr_path = folder / "hr.tif"
     with rasterio.open(hr_path, "w", **profile) as dst:
         dst.write(hr)
     lr = DegradationConfig(kind="box").apply_numpy(hr.astype(np.float32), 2, "box")
     lr = np.clip(np.rint(lr), 0, 65535).astype("uint16")
-    lr_path = tmp_path / "lr.tif"
+    lr_path = folder / "lr.tif"
     with rasterio.open(
         lr_path,
         "w",
@@ -83,12 +86,66 @@ def test_pairs_match_degrading_the_scene_ourselves(model_factory, tmp_path: Path
         ),
     ) as dst:
         dst.write(lr)
+    return lr_path, hr_path
+
+
+def test_pairs_match_degrading_the_scene_ourselves(model_factory, tmp_path: Path) -> None:
+    """An LR/HR pair made with the box degradation scores exactly like evaluating the HR scene
+    with degradation='box' (the same crop)."""
+    model = model_factory(bands=4, scale=2)
+    lr_path, hr_path = _box_pair(tmp_path)
     by_scene = evaluate([hr_path], model, degradations=["box"], max_size=1024)
     by_pair = evaluate(pairs=[(lr_path, hr_path)], model=model)
     for method in ("model", "bicubic", "lanczos"):
         a, b = by_scene.results[0].metrics[method], by_pair.results[0].metrics[method]
         assert a["psnr"] == pytest.approx(b["psnr"], rel=1e-9)
         assert a["ssim"] == pytest.approx(b["ssim"], rel=1e-9)
+
+
+def test_remote_scenes_and_pairs_keep_their_urls_and_hide_their_tokens(
+    http_server: Server, model_factory, tmp_path: Path
+) -> None:
+    """A scene and a --pair given as URLs with a token, served over real HTTP, reach GDAL
+    whole (not cut to http:/) and score as the same files do locally; the token appears in
+    no event, log line, message or report."""
+    lr_path, hr_path = _box_pair(http_server.folder)
+    model = model_factory(bands=4, scale=2)
+
+    def url(path: Path) -> str:
+        return f"{http_server.url}/{path.name}?token={SECRET}"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "geosr", "evaluate", "--model", str(model), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, **HTTP_ENV},
+        )
+
+    report, page = tmp_path / "r.json", tmp_path / "r.html"
+    done = run(
+        *(url(hr_path), "--pair", url(lr_path), url(hr_path), "--degradation", "box"),
+        *("--json", str(report), "--html", str(page), "--progress", "jsonl", "--verbose"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert http_server.bytes_served > 0
+    for text in (done.stdout, done.stderr, report.read_text(), page.read_text()):
+        assert SECRET not in text and "http:/127" not in text
+    start = json.loads(done.stdout.splitlines()[0])
+    assert start["event"] == "start" and start["scenes"][0].startswith(f"{http_server.url}/hr.tif")
+    data = json.loads(report.read_text())
+    assert [s["degradation"] for s in data["scenes"]] == ["box", "pair"]
+    local = evaluate([hr_path], model, degradations=["box"], pairs=[(lr_path, hr_path)])
+    for remote, result in zip(data["scenes"], local.results, strict=True):
+        assert remote["scene"].startswith(f"{http_server.url}/hr.tif")
+        for method, scores in result.metrics.items():
+            assert remote["metrics"][method]["psnr"] == pytest.approx(scores["psnr"], rel=1e-6)
+    missing = run(url(Path("nope.tif")), "--progress", "none")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.count("\n") == 1 and f"{http_server.url}/nope.tif" in missing.stderr
+    assert SECRET not in missing.stderr + missing.stdout
 
 
 def test_nodata_pixels_are_left_out(model_factory, tmp_path: Path) -> None:
