@@ -44,6 +44,7 @@ _LAZY = {
     "BandStats": "geosr.pipeline",
     "write": "geosr.pipeline",
     "evaluate": "geosr.evaluate",
+    "open_dataarray": "geosr.pipeline",
     "upscale": "geosr.pipeline",
     "upscale_dataarray": "geosr.pipeline",
     "write_zarr": "geosr.zarr_store",
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
     )
     from geosr.evaluate import evaluate
     from geosr.models import build_discriminator
-    from geosr.pipeline import BandStats, upscale, upscale_dataarray, write
+    from geosr.pipeline import BandStats, open_dataarray, upscale, upscale_dataarray, write
     from geosr.zarr_store import write_zarr
 
 
@@ -103,6 +104,7 @@ __all__ = [
     "bundled_models",
     "evaluate",
     "load_model",
+    "open_dataarray",
     "read_meta",
     "save_model",
     "upscale",

@@ -1323,6 +1323,39 @@ def dataarray_from_info(info: RasterInfo, chunk_size: int) -> xr.DataArray:
     return data
 
 
+def open_dataarray(
+    source: Sources | Any,
+    *,
+    bands: Sequence[int | str] | None = None,
+    band_names: Sequence[str] | None = None,
+    mask: str | None = "auto",
+    chunk_size: int | None = None,
+) -> xr.DataArray:
+    """A raster or a product (see :func:`upscale`) as a lazy, georeferenced DataArray
+    (``band, y, x``) on its finest band's grid, ready for ``.geosr.upscale()`` or any xarray
+    work: the ``band`` coordinate holds the band names, masked pixels (``mask``, as in
+    :func:`upscale`) hold nodata (0 for integers without a nodata value, which is then
+    declared), and the attributes carry the tags and band metadata a GeoTIFF output would
+    (``long_name``, ``scale_factor``/``add_offset``, ``band_central_wavelength_um`` ...).
+
+    Example:
+        >>> sr = geosr.open_dataarray("S2A_MSIL2A_...SAFE", bands=["B04", "B03", "B02"])  # doctest: +SKIP
+        >>> sr.geosr.upscale().geosr.to_raster("rgb_x4.tif")  # doctest: +SKIP
+    """
+    info, _ = open_source(source, bands, band_names=band_names, mask=mask)
+    size = chunk_side(chunk_size)
+    data = dataarray_from_info(info, size)
+    valid = lazy_mask(info, size)
+    nodata = info.nodata
+    if valid is not None and nodata is None:
+        nodata = float("nan") if data.dtype.kind == "f" else 0.0
+        data = data.rio.write_nodata(nodata, encoded=False)
+    data = _masked_source(data, valid, nodata)
+    names = info.band_names()
+    attrs = {k: v for k, v in raster_attrs(info, "").items() if k != "geosr_model"}
+    return data.assign_coords(band=names).assign_attrs(attrs)
+
+
 # --- file face ----------------------------------------------------------------------------------
 
 
@@ -1605,6 +1638,7 @@ __all__ = [
     "TileRunner",
     "default_halo",
     "fill_invalid",
+    "open_dataarray",
     "project_consistent",
     "resolve_device",
     "resolve_model",

@@ -356,3 +356,19 @@ def test_band_files_masks_reach_the_output_on_several_grids(model: Path, tmp_pat
     # 30 m -> 15 m (pan, offset by half a pan pixel) -> x4: 8 output pixels a 30 m pixel
     assert not mask[8 : 47 * 8, 8 : 63 * 8].any()
     assert mask[50 * 8 :, :].all() and mask[:, 66 * 8 :].all()
+
+
+def test_open_dataarray_and_the_accessor_match_the_file_face(model: Path, tmp_path: Path) -> None:
+    data = geosr.open_dataarray(L2A, bands=RGBN, chunk_size=64)
+    assert list(data.band.values) == RGBN
+    assert data.attrs["band_common_name"] == ("red", "green", "blue", "nir08")
+    assert data.attrs["GEOSR_MASK"] == "clouds" and data.rio.nodata == 0
+    lazy = data.data.dask  # nothing is read before asked
+    assert any(key[0].startswith("geosr-read") for key in lazy if isinstance(key, tuple))
+    out = data.geosr.upscale(model=model).geosr.to_raster(tmp_path / "lazy.tif")
+    ref = geosr.upscale(L2A, tmp_path / "ref.tif", model=model, bands=RGBN, chunk_size=64)
+    with rasterio.open(out) as a, rasterio.open(ref) as b:
+        valid = b.dataset_mask() > 0
+        assert a.descriptions == b.descriptions and a.transform == b.transform
+        assert np.array_equal(a.read()[:, valid], b.read()[:, valid])
+        assert (a.read()[:, ~valid] == 0).all()  # masked pixels are nodata
