@@ -372,3 +372,119 @@ def test_open_dataarray_and_the_accessor_match_the_file_face(model: Path, tmp_pa
         assert a.descriptions == b.descriptions and a.transform == b.transform
         assert np.array_equal(a.read()[:, valid], b.read()[:, valid])
         assert (a.read()[:, ~valid] == 0).all()  # masked pixels are nodata
+
+
+# --- quality rules and metadata layouts ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "masked", "clear"),
+    [
+        # SCL classes: no data, saturated, shadow, cloud medium/high, cirrus; not vegetation,
+        # bare soil, water, unclassified, dark area or snow
+        ("SCL_CLOUDS", [0, 1, 3, 8, 9, 10], [2, 4, 5, 6, 7, 11]),
+        # QA_PIXEL: fill, dilated cloud, cirrus, cloud, shadow bits; cloud confidence >= medium
+        ("QA_PIXEL_CLOUDS", [1, 2, 4, 8, 16, 2 << 8, 3 << 8], [0, 1 << 6, 1 << 7, 1 << 8, 1 << 5]),
+        # pre-collection BQA: fill, dropped frame; cloud confidence >= medium; cirrus high
+        (
+            "BQA_PRE_CLOUDS",
+            [1, 2, 2 << 14, 3 << 14, 3 << 12],
+            [0, 1 << 14, 2 << 12, 3 << 4, 3 << 10],
+        ),
+        # Collection 1 BQA: fill, cloud; saturation; cloud conf >= medium; shadow, cirrus high
+        (
+            "BQA_C1_CLOUDS",
+            [1, 16, 1 << 2, 2 << 5, 3 << 7, 3 << 11],
+            [0, 2, 1 << 5, 2 << 7, 2 << 11],
+        ),
+    ],
+)
+def test_quality_rules_decode_the_published_layouts(rule: str, masked: list, clear: list) -> None:
+    from geosr.products import landsat, sentinel2
+
+    decode = getattr(sentinel2, rule, None) or getattr(landsat, rule)
+    values = np.array(masked + clear, np.uint16)
+    expected = np.array([True] * len(masked) + [False] * len(clear))
+    assert np.array_equal(decode.masked(values), expected)
+
+
+def _mtl_variant(tmp_path: Path, replace: dict[str, str], qa_name: str) -> Path:
+    """The C2 L2 test product with its MTL rewritten into another layout."""
+    folder = tmp_path / "variant"
+    shutil.copytree(C2L2, folder)
+    mtl = folder / f"{C2L2.name}_MTL.txt"
+    text = mtl.read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    mtl.write_text(text)
+    (folder / f"{C2L2.name}_QA_PIXEL.TIF").rename(folder / qa_name)
+    return folder
+
+
+def test_landsat_collection_2_level_1_and_collection_1_layouts(tmp_path: Path) -> None:
+    level1 = _mtl_variant(
+        tmp_path / "l1",
+        {"GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS": "GROUP = UNUSED", "_SR_B": "_B"},
+        f"{C2L2.name}_QA_PIXEL.TIF",
+    )
+    for file in level1.glob("*_SR_B*.TIF"):
+        file.rename(file.with_name(file.name.replace("_SR_B", "_B")))
+    product = open_product(level1)
+    assert product.kind == "Landsat Collection 2 Level-1"
+    assert product.band("B2").scale == 2e-05 and product.band("B2").quantity == "TOA reflectance"
+    c1 = _mtl_variant(
+        tmp_path / "c1",
+        {
+            "GROUP = LANDSAT_METADATA_FILE": "GROUP = L1_METADATA_FILE",
+            "END_GROUP = LANDSAT_METADATA_FILE": "END_GROUP = L1_METADATA_FILE",
+            "FILE_NAME_QUALITY_L1_PIXEL": "FILE_NAME_BAND_QUALITY",
+        },
+        f"{C2L2.name}_QA_PIXEL.TIF",
+    )
+    product = open_product(c1)
+    assert product.kind == "Landsat Collection 1 Level-1"
+    assert [q.name for q in product.quality] == ["BQA"]
+    assert product.quality[0].rule.name.startswith("BQA fill, saturated")
+
+
+def test_landsat_band_file_missing_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / C2L2.name
+    shutil.copytree(C2L2, folder)
+    (folder / f"{C2L2.name}_SR_B5.TIF").unlink()
+    with pytest.raises(geosr.InputNotFoundError, match="lacks .*_SR_B5.TIF \\(band B5\\)") as exc:
+        open_product(folder)
+    _one_line(exc)
+
+
+# --- the full shared products -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_full_products_from_the_shared_data(
+    shared_scenes: Path, model: Path, tmp_path: Path
+) -> None:
+    """The real T55HFA SAFE .zip (aligner only: 50 m grid, 12 bands), the real T33UUU band
+    files on their native 10/20/60 m grids (upscaled), and the real Landsat folder with its
+    pan band and pre-collection MTL."""
+    safe = shared_scenes / "s2_l1c_t55hfa_20201011" / f"{L1C.stem}.zip"
+    present = [n for n in open_product(safe).names if n != "B8A"]
+    out = geosr.upscale(
+        safe, tmp_path / "t55hfa.tif", bands=present, resolution=50, chunk_size=1024
+    )
+    with rasterio.open(out) as dst:
+        assert (dst.width, dst.height, dst.count) == (2196, 2196, 12)
+        assert dst.res == (50.0, 50.0) and dst.descriptions[0] == "B01"
+    files = sorted((shared_scenes / "s2_l1c_t33uuu_20170216" / "IMG_DATA").glob("*_B*.jp2"))
+    chosen = [f for f in files if f.stem.endswith(("B04", "B8A", "B09"))]
+    out = geosr.upscale(chosen, tmp_path / "t33uuu.tif", model=model)
+    with rasterio.open(out) as dst, rasterio.open(chosen[0]) as red:
+        assert dst.transform == red.transform * rasterio.Affine.scale(1 / 4)
+        assert dst.descriptions == ("B04", "B09", "B8A")
+        assert dst.tags(2)["NATIVE_RESOLUTION"] == "60"
+    landsat = shared_scenes / "landsat8_lc80200392015216" / "original"
+    out = geosr.upscale(landsat, tmp_path / "l8.tif", bands=["B4", "B8"], resolution=15)
+    with rasterio.open(out) as dst, rasterio.open(landsat / "l8_B8.tif") as pan:
+        assert dst.transform == pan.transform and dst.shape == pan.shape
+        assert np.array_equal(
+            dst.read(2)[dst.dataset_mask() > 0], pan.read(1)[dst.dataset_mask() > 0]
+        )
