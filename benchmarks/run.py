@@ -33,6 +33,13 @@ Sections:
               (tta=True) vs off with the new one, and srgan at strength 1 with
               preserve_spectra=True vs off (a second network pass). Old and new runs alternate:
               python benchmarks/run.py --only model
+    products  a Sentinel-2 product's band files on their native 10/20/60 m grids (the real
+              T33UUU set, JPEG 2000; the L2A test product without the shared folder): the
+              aligner alone (geosr.upscale(files, resolution=10): a cubic VRT read window by
+              window into the output GeoTIFF) vs the usual first step, rasterio.warp.reproject
+              of each band (cubic) into one stacked GeoTIFF on the 10 m grid; then
+              geosr.upscale of the files (aligning on the fly) vs of that stack, with a
+              generator that costs nothing (the I/O and aligning cost alone). Interleaved.
     gpu       CUDA only: the generator's forward throughput on the device (fp32, fp16, bf16),
               the whole pipeline's throughput and overhead ratio, and how far half precision
               moves the output (in DN) from fp32; on a mosaic of the whole scene.
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -80,6 +88,7 @@ SECTIONS = (
     "zarr-scaling",
     "training",
     "model",
+    "products",
     "gpu",
 )
 #: a real 4-band scene (NAIP RGBN, uint8, 256 x 256): the crop committed with the tests
@@ -484,6 +493,109 @@ def bench_zarr_scaling(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "cluster": "LocalCluster, worker processes with 1 thread each",
         "input_chunks": f"{chunks} of {size} px",
         **_worker_scaling(upscale_to_zarr, args.repeat),
+    }
+
+
+def _product_bands() -> list[Path]:
+    """Band files of one Sentinel-2 product on three grids (10, 20 and 60 m where present)."""
+    shared = shared_data_folder()
+    if shared is not None:
+        folder = shared / "s2_l1c_t33uuu_20170216" / "IMG_DATA"
+        return sorted(
+            p
+            for p in folder.glob("*.jp2")
+            if p.stem.endswith(("B02", "B03", "B04", "B08", "B05", "B8A", "B11", "B01"))
+        )
+    img = next((TEST_DATA / "s2_l2a_t32tmt").glob("*.SAFE/GRANULE/*/IMG_DATA"))
+    return sorted(img.glob("R10m/*.jp2")) + sorted(img.glob("R20m/*_B*_20m.jp2"))[1:]
+
+
+def bench_products(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from rasterio.warp import reproject
+
+    import geosr
+    from geosr.raster import compression_options
+
+    files = _product_bands()
+    sizes = {}
+    for file in files:
+        with rasterio.open(file) as src:
+            sizes[file] = src.res[0]
+    with rasterio.open(min(files, key=sizes.get)) as first:
+        grid = {
+            "crs": first.crs,
+            "transform": first.transform,
+            "width": first.width,
+            "height": first.height,
+        }
+    stacked = work / "prestacked.tif"
+
+    def prestack() -> None:
+        profile = {
+            "driver": "GTiff",
+            "count": len(files),
+            "dtype": "uint16",
+            "tiled": True,
+            **grid,
+            "blockxsize": 256,
+            "blockysize": 256,
+            **compression_options(False),
+        }
+        with rasterio.open(stacked, "w", **profile) as dst:
+            for index, file in enumerate(files, start=1):
+                with rasterio.open(file) as src:
+                    band = np.zeros((grid["height"], grid["width"]), np.uint16)
+                    reproject(
+                        rasterio.band(src, 1),
+                        band,
+                        dst_transform=grid["transform"],
+                        dst_crs=grid["crs"],
+                        resampling=Resampling.cubic,
+                    )
+                dst.write(band, index)
+
+    model = NearestGenerator(1, 4)
+    model.meta = dataclasses.replace(model.meta, band_shared=True)  # any band count
+    runs = {
+        "prestack_rasterio": prestack,
+        "aligner_only": lambda: geosr.upscale(
+            files,
+            work / "aligned.tif",
+            resolution=grid["transform"].a,
+            overwrite=True,
+            chunk_size=args.chunk_size,
+        ),
+    }
+    best = _interleaved(runs, args.repeat)
+    upscales = {
+        "upscale_prestacked": lambda: geosr.upscale(
+            stacked, work / "a.tif", model=model, overwrite=True, chunk_size=args.chunk_size
+        ),
+        "upscale_product": lambda: geosr.upscale(
+            files, work / "b.tif", model=model, overwrite=True, chunk_size=args.chunk_size
+        ),
+    }
+    best |= _interleaved(upscales, args.repeat)
+    with rasterio.open(stacked) as a, rasterio.open(work / "aligned.tif") as b:
+        # the interior: cubic's reach is two pixels of the coarsest band (60 m: 12 at 10 m)
+        margin = int(2 * max(sizes.values()) / grid["transform"].a)
+        diff = np.abs(a.read().astype(int) - b.read().astype(int))[
+            :, margin:-margin, margin:-margin
+        ]
+    return {
+        "bands": f"{len(files)} files: " + ", ".join(p.stem.rsplit("_", 1)[-1] for p in files),
+        "grid": f"{grid['width']} x {grid['height']} at {grid['transform'].a:g} m",
+        **{f"{name}_s": round(wall, 2) for name, (wall, _) in best.items()},
+        "aligner_vs_prestack": round(best["aligner_only"][0] / best["prestack_rasterio"][0], 3),
+        "upscale_product_vs_prestacked": round(
+            best["upscale_product"][0] / best["upscale_prestacked"][0], 3
+        ),
+        "upscale_product_vs_prestack_then_upscale": round(
+            best["upscale_product"][0]
+            / (best["prestack_rasterio"][0] + best["upscale_prestacked"][0]),
+            3,
+        ),
+        "aligned_vs_prestacked_max_dn_interior": int(diff.max()),
     }
 
 
