@@ -248,7 +248,9 @@ def test_cli_band_files_on_several_grids(model: Path, tmp_path: Path) -> None:
         assert dst.descriptions == ("B02", "B8A", "B11")
         assert dst.res == (2.5, 2.5)
         assert dst.tags()["GEOSR_ALIGNER"] == "cubic"
-        assert dst.tags(3)["CENTRAL_WAVELENGTH_UM"] == "1.61"
+        # the files sit in their SAFE: its metadata gives wavelengths, scale and offset
+        assert dst.tags(3)["CENTRAL_WAVELENGTH_UM"] == "1.6137"
+        assert dst.scales == (1e-4,) * 3 and dst.offsets == (-0.1,) * 3
 
 
 def test_cli_product_with_stac_item(model: Path, tmp_path: Path) -> None:

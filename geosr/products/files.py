@@ -4,19 +4,26 @@ Sentinel-2 band files at 10, 20 and 60 m, or Landsat bands with their 15 m pan b
 Each file's band is named by ``band_names=``, else by the file's band description, else by
 the band name its file name ends with (``..._B8A.jp2``, ``..._B4.TIF``), else by its file
 name. Sentinel-2 and Landsat names bring their wavelengths from the band tables; files that
-sit in a SAFE product also bring the product's radiometric scale and offset.
+sit in a SAFE or Landsat product folder bring that product's band metadata (scale and
+offset to reflectance, nodata, wavelength), read from its metadata file.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from geosr.errors import InputError
 from geosr.products.bands import band_name_in, sensor_table
 from geosr.products.headers import product_band, read_header
+from geosr.products.landsat import find_mtl, read_landsat
 from geosr.products.model import Product, ProductBand
+from geosr.products.sentinel2 import find_metadata, read_safe
 from geosr.sources import is_local, name_stem
+
+log = logging.getLogger(__name__)
 
 
 def read_band_files(
@@ -52,6 +59,7 @@ def read_band_files(
         if spec is not None:
             band_name = spec.name
         bands.append(product_band(band_name, name, label, spec, header=header))
+    bands = [_from_product(band) for band in bands]
     seen = [band.name.upper() for band in bands]
     twice = sorted({n for n in seen if seen.count(n) > 1})
     if twice:
@@ -69,3 +77,25 @@ def read_band_files(
         bands=tuple(bands),
         folder=Path(first).parent if is_local(first) else None,
     )
+
+
+def _from_product(band: ProductBand) -> ProductBand:
+    """``band`` with its product's metadata (scale, offset, nodata, wavelength ...) when its
+    file lies in a SAFE or Landsat product folder, found by its metadata file."""
+    if not is_local(band.file):
+        return band
+    path = Path(band.file).resolve()
+    for folder in list(path.parents)[:6]:
+        reader = read_safe if find_metadata(folder) else read_landsat if find_mtl(folder) else None
+        if reader is None:
+            continue
+        try:
+            product = reader(folder)
+        except InputError as exc:  # the files were asked for, not their product: read them as files
+            log.warning("band metadata of %s not taken from its product: %s", band.label, exc)
+            return band
+        for known in product.bands:
+            if Path(known.file).resolve() == path:
+                return dataclasses.replace(known, label=band.label)
+        return band
+    return band
