@@ -223,21 +223,60 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], **meta_updates: A
 
     Keyword arguments replace fields of ``model.meta`` in the file (e.g. ``normalization=``,
     ``trained_on=``, ``name=``) without changing the model object. A model with a strength
-    dial (:func:`with_endpoints`, or loaded from such a file) is saved with both endpoints.
+    dial (:func:`with_endpoints`, or loaded from such a file) is saved with both endpoints
+    while its weights are still the dial's at its strength; once they have moved (trained
+    or edited) the file holds them as one network without a dial, which is what the module
+    computes. ``default_strength=None`` also saves one network.
+
+    Raises:
+        ModelError: ``default_strength`` asked for a model without a strength dial.
     """
     meta = model_meta(model)
     if meta_updates:
         meta = replace(meta, **meta_updates)
-    endpoints = getattr(model, "endpoints", None)
-    if endpoints is None:
-        tensors = _cpu_tensors(model.state_dict())
-    else:
+    weights = _cpu_tensors(model.state_dict())
+    endpoints = _unchanged_endpoints(model, weights)
+    if endpoints is not None and meta.default_strength is not None:
         fidelity, texture = endpoints
         tensors = {
             **_cpu_tensors(texture),
             **{FIDELITY_PREFIX + k: v for k, v in _cpu_tensors(fidelity).items()},
         }
-    return save_tensors(path, tensors, {METADATA_KEY: meta.to_dict()})
+        return save_tensors(path, tensors, {METADATA_KEY: meta.to_dict()})
+    if meta_updates.get("default_strength") is not None:
+        raise ModelError(
+            "default_strength needs a model with a strength dial whose weights are still the "
+            "dial's; build one from a PSNR model and its GAN fine-tune with with_endpoints "
+            "(geosr blend --default-strength)"
+        )
+    if getattr(model, "endpoints", None) is not None and meta.default_strength is not None:
+        log.info("%s: the weights have left the strength dial; saved as one network", path)
+    plain = replace(meta, default_strength=None)
+    return save_tensors(path, weights, {METADATA_KEY: plain.to_dict()})
+
+
+def _unchanged_endpoints(
+    model: nn.Module, weights: Mapping[str, torch.Tensor]
+) -> tuple[dict, dict] | None:
+    """The endpoints of a model with a strength dial whose ``weights`` are still the dial's
+    at its strength, bit for bit; None without a dial or once training or an edit moved them
+    (saving the endpoints then would throw that work away)."""
+    endpoints = getattr(model, "endpoints", None)
+    strength = getattr(model, "strength", None)
+    if endpoints is None or strength is None:
+        return None
+    expected = interpolate_states(*endpoints, strength)
+    if expected.keys() != weights.keys():
+        return None
+    for key, value in expected.items():
+        found = weights[key]
+        if (
+            found.dtype != value.dtype
+            or found.shape != value.shape
+            or not torch.equal(found, value)
+        ):
+            return None
+    return endpoints
 
 
 def _cpu_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -217,3 +217,33 @@ def test_names_of_every_length_save_and_load(tmp_path: Path) -> None:
         assert geosr.load_model(path).meta.name == "x" * length, length
         assert geosr.read_meta(path).name == "x" * length, length
     assert 0x80 in first_bytes  # the range reaches the lengths that were refused
+
+
+def test_a_dial_saves_its_endpoints_until_training_moves_its_weights(tmp_path: Path) -> None:
+    """save_model writes what the module computes: a strength dial while its weights are the
+    dial's, the trained weights as one loadable network after a real optimiser step (it wrote
+    the untouched endpoints, with no default_strength, in a file load_model refused)."""
+    from geosr.checkpoint import with_endpoints
+
+    torch.manual_seed(0)
+    fidelity, texture = (geosr.build_model(bands=None, scale=2, width=8, blocks=1) for _ in "ab")
+    dial = with_endpoints(fidelity, texture, 0.3)
+    kept = geosr.load_model(geosr.save_model(dial, tmp_path / "dial.safetensors"), strength=1)
+    assert kept.meta.default_strength == 0.3
+    assert torch.equal(kept.conv_head.weight, texture.conv_head.weight)
+
+    optimiser = torch.optim.Adam(dial.parameters(), lr=1e-3)
+    dial.train()
+    dial(torch.rand(2, 1, 16, 16)).abs().mean().backward()
+    optimiser.step()
+    trained = geosr.load_model(geosr.save_model(dial, tmp_path / "trained.safetensors"))
+    assert trained.meta.default_strength is None and trained.endpoints is None
+    for key, value in trained.state_dict().items():
+        assert torch.equal(value, dial.state_dict()[key]), key
+    assert not torch.equal(
+        trained.conv_head.weight, with_endpoints(fidelity, texture, 0.3).conv_head.weight
+    )
+
+    with pytest.raises(geosr.ModelError, match="default_strength needs a model with a strength"):
+        geosr.save_model(fidelity, tmp_path / "no.safetensors", default_strength=0.5)
+    assert not (tmp_path / "no.safetensors").exists()
