@@ -2,9 +2,12 @@
 
 Stage ``pretrain`` trains the SRResNet with the pixel loss alone; stage ``gan`` starts from
 it (``--init``, whose band count and scale it takes) and adds the discriminator, a content
-loss and the adversarial loss (Ledig et al. 2017). Everything runs offline on CPU or GPU, is
-seeded and reproducible, and resumes after a crash to the same result as an uninterrupted
-run. Under ``torchrun`` it trains data parallel (gloo on CPU, NCCL on GPU).
+loss and the adversarial loss (Ledig et al. 2017). An ``--init`` model with a strength dial
+(``srgan``, ``default``) starts the run from its network at ``--init-strength`` (default: its
+default strength), and the run trains and saves that one network, without the dial's
+endpoints. Everything runs offline on CPU or GPU, is seeded and reproducible, and resumes
+after a crash to the same result as an uninterrupted run. Under ``torchrun`` it trains data
+parallel (gloo on CPU, NCCL on GPU).
 
 Outputs in ``--out``: ``config.toml`` (the resolved configuration), ``best.safetensors`` and
 ``last.safetensors`` (EMA generator weights, loadable by :func:`geosr.load_model`),

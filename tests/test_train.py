@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from rasterio.windows import Window
 
 import geosr
 from geosr.train import TrainConfig, Trainer, main, read_toml
@@ -373,6 +374,15 @@ def test_a_divergent_process_stops_every_process(tmp_path: Path) -> None:
         ([], "no training scenes"),
         (["--data", str(LANDSAT8), "--time-limit", "0"], "time_limit must be a positive"),
         (["--data", str(LANDSAT8), "--lr-min-ratio", "2"], r"lr_min_ratio must be in \[0, 1\]"),
+        (
+            ["--data", str(LANDSAT8), "--init", "srresnet", "--init-strength", "1"],
+            "--init-strength needs an --init model with a strength dial",
+        ),
+        (["--data", str(LANDSAT8), "--init-strength", "1"], "give --init"),
+        (
+            ["--data", str(LANDSAT8), "--init", "srgan", "--init-strength", "2"],
+            "init_strength: strength must be a number from 0",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(
@@ -535,6 +545,42 @@ def test_gan_stage_takes_bands_and_scale_from_init(bands: int | None, tmp_path: 
     meta = geosr.read_meta(out / "best.safetensors")
     assert (meta.bands, meta.scale, meta.trained_on["stage"]) == (bands, 2, "gan")
     assert TrainConfig.from_dict(read_toml(out / "config.toml")).bands == bands  # resumable
+
+
+@pytest.mark.parametrize(("init", "strength"), [("default", None), ("srgan", 1.0)])
+def test_training_from_a_strength_dial_saves_the_trained_network(
+    init: str, strength: float | None, tmp_path: Path, crop
+) -> None:
+    """--init srgan (or default) starts from the dial's network at its default strength, or at
+    --init-strength, and saves what was trained as one loadable network (it saved srgan's
+    untouched endpoints, in a file load_model refused)."""
+    start = geosr.load_model(init, strength=strength)
+    options = {"init": init, **({} if strength is None else {"init_strength": strength})}
+    first = Trainer(config(tmp_path / "first", **options), progress="none").generator
+    assert first.endpoints is None
+    for key, value in first.state_dict().items():
+        assert torch.equal(value, start.state_dict()[key]), key
+
+    out = tmp_path / "run"
+    assert main(tiny_flags(out, steps=2, ema_decay=0, **options)) == 0
+    state = _weights(out / "state.safetensors")
+    for name in ("best.safetensors", "last.safetensors"):
+        model = geosr.load_model(out / name)
+        assert model.meta.default_strength is None and model.endpoints is None
+        assert model.meta.trained_on["init"]["model"] == init
+        started_at = geosr.read_meta(init).default_strength if strength is None else strength
+        assert model.meta.trained_on["init"]["strength"] == started_at
+        for key, value in model.state_dict().items():  # the run's generator, as trained
+            assert torch.equal(value, state[f"ema.{key}"]), key
+        moved = [
+            float((v - start.state_dict()[k]).abs().max()) for k, v in model.state_dict().items()
+        ]
+        assert max(moved) > 1e-5
+    scene = crop(LANDSAT8, Window(100, 100, 48, 40))
+    upscaled = geosr.upscale(scene, tmp_path / "sr.tif", model=out / "best.safetensors")
+    with rasterio.open(upscaled) as dst:
+        assert (dst.count, dst.width, dst.height) == (4, 192, 160)
+        assert np.isfinite(dst.read()).all() and dst.read().std() > 0
 
 
 def test_metrics_plot_keeps_the_callers_matplotlib_backend(tmp_path: Path) -> None:

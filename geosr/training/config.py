@@ -10,9 +10,9 @@ from typing import Any
 
 import tomli_w
 
-from geosr.checkpoint import read_meta
+from geosr.checkpoint import check_strength, read_meta
 from geosr.data import DataConfig, DegradationConfig
-from geosr.errors import ConfigError
+from geosr.errors import ConfigError, ModelError
 from geosr.losses import LossConfig
 
 STAGES = ("pretrain", "gan")
@@ -41,6 +41,7 @@ class TrainConfig:
     blocks: int | None = None
     batch_norm: bool | None = None
     init: str | None = None
+    init_strength: float | None = None
     discriminator: str = "srgan"
     disc_width: int = 32
     disc_spectral_norm: bool = True
@@ -93,6 +94,16 @@ class TrainConfig:
             )
         if not 0 <= self.lr_min_ratio <= 1:
             raise ConfigError(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
+        if self.init_strength is not None:
+            if not self.init:
+                raise ConfigError(
+                    "init_strength applies to an --init model with a strength dial; "
+                    "give --init (such as srgan) or leave out --init-strength"
+                )
+            try:
+                check_strength(self.init_strength)
+            except ModelError as exc:
+                raise ConfigError(f"init_strength: {exc}") from None
         if self.time_limit is not None and not self.time_limit > 0:
             raise ConfigError(
                 f"time_limit must be a positive number of minutes, got {self.time_limit}"
@@ -159,7 +170,8 @@ HELP: dict[str, str] = {
     "width": "generator channels (overrides the preset)",
     "blocks": "generator residual blocks (overrides the preset)",
     "batch_norm": "batch norm in the generator's blocks (overrides the preset)",
-    "init": "initialise the generator from this .safetensors model (the pretrain result for gan); bands and scale not given are its own",
+    "init": "initialise the generator from this .safetensors model or bundled name (the pretrain result for gan); bands and scale not given are its own. A model with a strength dial (srgan, default) gives its network at --init-strength, and what is trained and saved is that one network, without a dial (geosr blend --default-strength makes a new dial from it and a PSNR model)",
+    "init_strength": "with an --init model that has a strength dial: the strength of the network training starts from, 0 (its PSNR model) to 1 (its GAN endpoint; e.g. to fine-tune the GAN on your scenes with --stage gan); omit for the model's own default strength (geosr info srgan)",
     "discriminator": "srgan (image-level) or unet (per-pixel, Real-ESRGAN)",
     "disc_width": "channels of the discriminator's first stage",
     "disc_spectral_norm": "spectral norm on the discriminator's layers (off: the SRGAN net uses batch norm, as in the paper)",

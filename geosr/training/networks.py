@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from geosr.checkpoint import build_model, load_model
+from geosr.checkpoint import build_model, load_model, read_meta
 from geosr.errors import ConfigError
 from geosr.models import build_discriminator
 from geosr.training.config import TrainConfig
@@ -36,13 +36,24 @@ class EMA:
 
 
 def initial_generator(cfg: TrainConfig, device: torch.device) -> nn.Module:
-    """A new generator, or the ``init`` model's (which must match the run's scale and bands)."""
+    """A new generator, or the ``init`` model's (which must match the run's scale and bands).
+
+    An ``init`` model with a strength dial (``srgan``) gives its network at ``init_strength``
+    (default: its own default strength), as one network: training moves the weights off the
+    dial, so what is trained and saved is that network alone, without the dial's endpoints.
+    """
     if not cfg.init:
         model = build_model(
             bands=cfg.bands, scale=cfg.scale, preset=cfg.preset, **cfg.generator_options()
         )
         return model.to(device).train()
-    model = load_model(cfg.init)
+    if cfg.init_strength is not None and read_meta(cfg.init).default_strength is None:
+        raise ConfigError(
+            f"--init-strength needs an --init model with a strength dial (such as srgan), and "
+            f"{cfg.init} has none; leave out --init-strength"
+        )
+    model = load_model(cfg.init, strength=cfg.init_strength)
+    model.endpoints = model.strength = None
     meta = model.meta
     if meta.scale != cfg.scale:
         raise ConfigError(

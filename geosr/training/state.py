@@ -32,8 +32,13 @@ def model_meta(
         names = tuple(n or f"band {i + 1}" for i, n in enumerate(first)) if any(first) else None
     trained_on = {**data.provenance(), "stage": cfg.stage, **provenance}
     previous = getattr(generator, "meta", None)
-    if cfg.init and previous is not None and previous.trained_on:
-        trained_on["init"] = {"model": Path(cfg.init).name, **previous.trained_on}
+    if cfg.init and previous is not None:
+        init: dict[str, Any] = {"model": Path(cfg.init).name}
+        if previous.default_strength is not None:  # the dial's network this run started from
+            init["strength"] = (
+                previous.default_strength if cfg.init_strength is None else cfg.init_strength
+            )
+        trained_on["init"] = {**init, **previous.trained_on}
     return ModelMeta(
         generator=generator.config,
         band_shared=cfg.bands is None,
