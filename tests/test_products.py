@@ -302,7 +302,7 @@ def test_bad_products_get_one_line_and_write_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()
     (folder / "notes.txt").write_text("no product here")
-    assert "holds no product geosr reads" in _refused(tmp_path, str(folder))
+    assert "is a folder that holds no product geosr reads" in _refused(tmp_path, str(folder))
     # bands whose footprints differ: a 20 m band of another place
     other = tmp_path / "other_B8A.tif"
     with rasterio.open(L2A_IMG / "R20m" / "T32TMT_20190530T103031_B8A_20m.jp2") as src:

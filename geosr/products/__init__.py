@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from geosr.errors import ConfigError, InputError
+from geosr.errors import ConfigError, InputError, NotARasterError
 from geosr.products.files import read_band_files
 from geosr.products.landsat import find_mtl, read_landsat
 from geosr.products.model import (
@@ -83,9 +83,10 @@ def open_product(source: Any, band_names: Sequence[str] | None = None) -> Produc
     if find_mtl(path) is not None:
         return read_landsat(path)
     if path.is_dir():
-        raise InputError(
-            f"folder {path} holds no product geosr reads (no MTD_MSIL1C.xml or MTD_MSIL2A.xml "
-            "of a Sentinel-2 SAFE, no *_MTL.txt of Landsat); pass a raster file or a product"
+        raise NotARasterError(
+            f"input {path} is a folder that holds no product geosr reads (no MTD_MSIL1C.xml or "
+            "MTD_MSIL2A.xml of a Sentinel-2 SAFE, no *_MTL.txt of Landsat); pass a raster file "
+            "or a product"
         )
     if path.suffix.lower() == ".zip" and path.exists():
         raise InputError(
