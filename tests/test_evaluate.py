@@ -140,8 +140,8 @@ def test_remote_scenes_and_pairs_keep_their_urls_and_hide_their_tokens(
     local = evaluate([hr_path], model, degradations=["box"], pairs=[(lr_path, hr_path)])
     for remote, result in zip(data["scenes"], local.results, strict=True):
         assert remote["scene"].startswith(f"{http_server.url}/hr.tif")
-        for method, scores in result.metrics.items():
-            assert remote["metrics"][method]["psnr"] == pytest.approx(scores["psnr"], rel=1e-6)
+        for method, scores in result.metrics.items():  # another process: threads may differ
+            assert remote["metrics"][method]["psnr"] == pytest.approx(scores["psnr"], rel=1e-4)
     missing = run(url(Path("nope.tif")), "--progress", "none")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.count("\n") == 1 and f"{http_server.url}/nope.tif" in missing.stderr
