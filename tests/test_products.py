@@ -490,3 +490,10 @@ def test_full_products_from_the_shared_data(
         assert np.array_equal(
             dst.read(2)[dst.dataset_mask() > 0], pan.read(1)[dst.dataset_mask() > 0]
         )
+
+
+def test_bands_by_common_name() -> None:
+    product = open_product(L2A)
+    assert [b.name for b in product.select(["red", "NIR08", "B02"])] == ["B04", "B8A", "B02"]
+    with pytest.raises(geosr.InputError, match="3 bands of .* are 'rededge' \\(B05, B06, B07\\)"):
+        product.select(["rededge"])

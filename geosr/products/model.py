@@ -135,11 +135,20 @@ class Product:
         return tuple(band.name for band in self.bands)
 
     def band(self, name: str) -> ProductBand:
-        """The band called ``name`` (case-insensitive)."""
+        """The band called ``name``, or else the one band whose STAC common name it is
+        (``"red"``, ``"nir08"``); case-insensitive."""
         wanted = name.strip().upper()
         for band in self.bands:
             if band.name.upper() == wanted:
                 return band
+        common = [b for b in self.bands if (b.common_name or "").upper() == wanted]
+        if len(common) == 1:
+            return common[0]
+        if common:
+            raise InputError(
+                f"{len(common)} bands of {self.label} are {name!r} "
+                f"({', '.join(b.name for b in common)}); select one by its band name"
+            )
         raise InputError(
             f"{self.label} has no band {name!r}; its bands are {', '.join(self.names)}"
         )
