@@ -980,27 +980,35 @@ def upscale_dataarray(
     check_scale(meta, scale)
     kept = keeps_spectra(net, preserve_spectra)  # refuses a model without a dial, before any work
     label = model_label(model, net, tta, preserve_spectra)
+    options = {
+        "scale": scale,
+        "chunk_size": chunk_size,
+        "overlap": overlap,
+        "device": device,
+        "tile_size": tile_size,
+        "batch_size": batch_size,
+        "precision": precision,
+        "consistency": consistency,
+        "stats": stats,
+        "mask": mask,
+        "alpha": alpha,
+        "tta": tta,
+        "preserve_spectra": preserve_spectra,
+    }
     if data.ndim > 3:
-        options = {
-            "scale": scale,
-            "chunk_size": chunk_size,
-            "overlap": overlap,
-            "device": device,
-            "tile_size": tile_size,
-            "batch_size": batch_size,
-            "precision": precision,
-            "consistency": consistency,
-            "stats": stats,
-            "mask": mask,
-            "alpha": alpha,
-            "tta": tta,
-            "preserve_spectra": preserve_spectra,
-        }
         return _upscale_cube(data, net, options, label)
     if data.ndim == 2:
         data = data.expand_dims("band")
     if data.ndim != 3:
         raise InputError(f"expected a DataArray with dims (band, y, x), got {data.dims}")
+    if _south_up(data):
+        # rows as NetCDF stores them: the network sees the scene north-up, as it would the
+        # same scene from a GeoTIFF (it is not flip-equivariant), and the rows go back after
+        rows = {data.dims[-2]: slice(None, None, -1)}
+        flipped_mask = None if mask is None else _flip_rows(mask)
+        north_up = upscale_dataarray(data.isel(rows), net, **{**options, "mask": flipped_mask})
+        out = north_up.isel(rows).assign_attrs(geosr_model=label)
+        return out.rio.write_transform(grid_transform(out))
     check_dtype(np.dtype(data.dtype), "the DataArray")
     count = data.shape[0]
     carry = _alpha_position(alpha, count)
@@ -1048,6 +1056,23 @@ def upscale_dataarray(
         anchor = TileRunner(with_strength(net, 0.0), **runner_options)
     result = upscale_array(array, runner, stats, nodata, halo, consistency, valid, carry, anchor)
     return _wrap_result(data, result, meta.scale, nodata, label)
+
+
+def _south_up(data: xr.DataArray) -> bool:
+    """Whether ``data``'s rows run south to north (its y coordinate increases); rows of an
+    array without a CRS are pixel rows, never flipped."""
+    y = data.dims[-2]
+    if y not in data.coords or data.sizes[y] < 2 or data.rio.crs is None:
+        return False
+    values = data.coords[y].values
+    return bool(values[-1] > values[0]) and grid_transform(data).e > 0
+
+
+def _flip_rows(mask: Any) -> Any:
+    """A (y, x) or (1, y, x) mask with its rows reversed."""
+    if isinstance(mask, xr.DataArray):
+        return mask.isel({mask.dims[-2]: slice(None, None, -1)})
+    return mask[..., ::-1, :]
 
 
 def _upscale_cube(
