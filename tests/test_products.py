@@ -321,6 +321,8 @@ def test_bad_products_get_one_line_and_write_nothing(tmp_path: Path) -> None:
     assert "must cover one footprint" in message
     # a band name that is not there
     assert "has no band 'B13'" in _refused(tmp_path, str(L2A), "--bands", "B04,B13")
+    # band names given to a product that names its own
+    assert "names its own" in _refused(tmp_path, str(L2A), "--band-names", "a,b,c")
     # a cloud mask asked of a product without one
     assert "no cloud mask band" in _refused(
         tmp_path, str(L1C), "--bands", "B04", "--mask", "clouds"

@@ -115,6 +115,11 @@ def open_source(
         source = list(source)  # read more than once: an iterator would be spent
     product = open_product(source, band_names)
     if product is not None:
+        if band_names is not None and product.kind != "band files":
+            raise ConfigError(
+                f"band_names= (--band-names) names the bands of rasters, but {product.label} "
+                f"names its own ({', '.join(product.names)}); leave it out"
+            )
         return product_info(product, bands, mode), product
     info = open_info(source)
     if band_names is not None:
