@@ -52,7 +52,7 @@ class TrainAlgorithm(GeosrAlgorithm):
             "High-resolution rasters to learn from (files GDAL reads), all with the same "
             "bands in the same order as the rasters the model will be used on.",
         )
-        self.add_integer(
+        self.add_number(
             self.BANDS,
             "Bands",
             "Number of bands of a multiband model (it then accepts only rasters with that "
@@ -76,7 +76,7 @@ class TrainAlgorithm(GeosrAlgorithm):
             "'Initial model' to the pretrained model.",
             default="pretrain",
         )
-        self.add_integer(
+        self.add_number(
             self.STEPS,
             "Training steps",
             "Number of optimisation steps (batches). More steps train longer and better.",
@@ -90,7 +90,7 @@ class TrainAlgorithm(GeosrAlgorithm):
             "the model from 'pretrain').",
         )
         self.add_device(self.DEVICE, "training")
-        self.add_integer(
+        self.add_number(
             self.BATCH_SIZE,
             "Batch size (patches per step)",
             "Patches per optimisation step. Smaller needs less memory. Empty: geosr's default "
@@ -98,7 +98,7 @@ class TrainAlgorithm(GeosrAlgorithm):
             minimum=1,
             advanced=True,
         )
-        self.add_integer(
+        self.add_number(
             self.PATCH_SIZE,
             "Patch size (high-resolution pixels)",
             "Side of the training patches, in pixels of the training rasters. Empty: geosr's "

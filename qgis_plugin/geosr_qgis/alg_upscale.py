@@ -1,4 +1,5 @@
-"""geosr:upscale - "Super-resolve raster": one raster in, one finer raster out, same place."""
+"""geosr:upscale - "Super-resolve raster": one raster or satellite product in, one finer raster
+out, same place."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import os
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingOutputFile,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterNumber,
+    QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from .algorithm import GeosrAlgorithm, is_unset, raster_path, refuse_inputs_as_outputs, tr
@@ -19,6 +22,10 @@ from .algorithm import GeosrAlgorithm, is_unset, raster_path, refuse_inputs_as_o
 GTIFF_EXTENSIONS = (".tif", ".tiff")
 ZARR_EXTENSION = ".zarr"
 ZARR_VARIABLE = "band_data"  # the array geosr writes in a Zarr store
+MASKS = ("auto", "clouds", "nodata", "none")
+# "All files (*)" too: a STAC Item URL of an API (.../items/ID) has no extension, and QGIS
+# refuses a value its filter does not match
+PRODUCT_FILTER = "Satellite products (*.zip *.xml *.txt *.json);;All files (*)"
 
 
 def zarr_layer_uri(store: str) -> str:
@@ -27,10 +34,12 @@ def zarr_layer_uri(store: str) -> str:
 
 
 class UpscaleAlgorithm(GeosrAlgorithm):
-    """Run ``geosr upscale INPUT OUTPUT`` in geosr's own Python and load the result."""
+    """Run ``geosr upscale SOURCE OUTPUT`` in geosr's own Python and load the result."""
 
     INPUT = "INPUT"
     STACK = "STACK"
+    PRODUCT = "PRODUCT"
+    PRODUCT_FOLDER = "PRODUCT_FOLDER"
     MODEL = "MODEL"
     STRENGTH = "STRENGTH"
     TTA = "TTA"
@@ -38,21 +47,42 @@ class UpscaleAlgorithm(GeosrAlgorithm):
     CHUNK_SIZE = "CHUNK_SIZE"
     DEVICE = "DEVICE"
     BANDS = "BANDS"
+    BAND_NAMES = "BAND_NAMES"
+    MASK = "MASK"
+    RESOLUTION = "RESOLUTION"
     COG = "COG"
+    STAC = "STAC"
     OUTPUT = "OUTPUT"
+    STAC_ITEM = "STAC_ITEM"
+    #: The parameters that give the input, exactly one at a time, and what each one gives.
+    SOURCES = (
+        (INPUT, "an input raster"),
+        (STACK, "rasters to stack"),
+        (PRODUCT, "a product file"),
+        (PRODUCT_FOLDER, "a product folder"),
+    )
 
     NAME = "upscale"
     DISPLAY_NAME = "Super-resolve raster"
     HELP = (
         "Makes a raster's pixels smaller by the model's scale factor (for example 30 m to 15 m "
         "with a x2 model) with a super-resolution network (SRGAN).\n\n"
-        "The input is one raster (a file, or a GDAL virtual file such as a COG added from a "
-        "URL: /vsicurl/https://...), or several single-band rasters on one grid stacked in "
-        "order (Single-band rasters to stack).\n\n"
+        "The input is one of: a raster (a file, or a GDAL virtual file such as a COG added "
+        "from a URL: /vsicurl/https://...); several single-band rasters on one grid stacked in "
+        "order (Single-band rasters to stack); a satellite product file (a Sentinel-2 SAFE "
+        ".zip, the MTD_MSIL1C.xml or MTD_MSIL2A.xml of a SAFE folder, a Landsat *_MTL.txt, or "
+        "a STAC Item .json file or URL); or a product folder (a Sentinel-2 .SAFE folder or a "
+        "Landsat folder with its MTL file).\n\n"
+        "A product's bands, chosen by name (Band names, e.g. B04,B03,B02,B08), are first "
+        "brought onto the grid of the finest one (cubic), clouds and fill are masked from its "
+        "quality band (SCL, QA_PIXEL or BQA), and band names, wavelengths and reflectance "
+        "scale/offset are kept. An output pixel size (Output pixel size) equal to the finest "
+        "band's only brings the bands onto that grid, with no network.\n\n"
         "The output is a GeoTIFF, or a Zarr store for an output ending in .zarr, with the "
         "input's CRS, extent, band count, data type and "
         "nodata; only the pixel size changes (divided by the scale). Large rasters are "
-        "processed in overlapping chunks, so memory use stays bounded and no seams appear.\n\n"
+        "processed in overlapping chunks, so memory use stays bounded and no seams appear. "
+        "A STAC Item describing it can be written beside it.\n\n"
         "The work runs in geosr's own Python environment: Plugins \u203a geosr \u203a Set up "
         "geosr\u2026 makes one; or set yours in Settings \u203a Options \u203a Processing \u203a "
         "Providers \u203a geosr, or by the environment variable GEOSR_PYTHON. "
@@ -64,7 +94,8 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             QgsProcessingParameterRasterLayer(self.INPUT, tr("Input raster"), optional=True),
             "The raster to super-resolve: a file GDAL reads (GeoTIFF, JP2, ...) or a GDAL "
             "virtual file (/vsicurl/https://..., /vsis3/..., /vsizip/...), any band count and "
-            "data type the model accepts. Leave empty when stacking single-band rasters.",
+            "data type the model accepts. Leave empty when stacking single-band rasters or "
+            "reading a product.",
         )
         self.add_rasters(
             self.STACK,
@@ -74,6 +105,28 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             "B02.jp2 ... B04.jp2). Leave empty to use the input raster.",
             optional=True,
         )
+        self.add(
+            QgsProcessingParameterFile(
+                self.PRODUCT,
+                tr("Satellite product file instead of the input"),
+                behavior=QgsProcessingParameterFile.File,
+                fileFilter=tr(PRODUCT_FILTER),
+                optional=True,
+            ),
+            "A satellite product to super-resolve: a Sentinel-2 SAFE .zip, the MTD_MSIL1C.xml "
+            "or MTD_MSIL2A.xml inside a SAFE folder, a Landsat *_MTL.txt, or a STAC Item (a "
+            ".json file or its URL). Leave empty to use the input raster.",
+        )
+        self.add(
+            QgsProcessingParameterFile(
+                self.PRODUCT_FOLDER,
+                tr("Satellite product folder instead of the input"),
+                behavior=QgsProcessingParameterFile.Folder,
+                optional=True,
+            ),
+            "A satellite product as a folder: a Sentinel-2 .SAFE folder, or a Landsat folder "
+            "holding its *_MTL.txt and band files. Leave empty to use the input raster.",
+        )
         self.add_model_file(
             self.MODEL,
             "Model (.safetensors)",
@@ -82,18 +135,34 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             "scale factor and, unless it is band-shared, the number of bands it accepts.",
         )
         self.add(
-            QgsProcessingParameterNumber(
-                self.STRENGTH,
-                tr("Texture strength (0 to 1)"),
-                type=QgsProcessingParameterNumber.Double,
-                optional=True,
-                minValue=0.0,
-                maxValue=1.0,
+            QgsProcessingParameterString(
+                self.BAND_NAMES, tr("Band names (e.g. B04,B03,B02,B08)"), optional=True
             ),
+            "Bands to super-resolve by name, in this order, separated by commas: B04,B03,B02,B08 "
+            "for Sentinel-2, B4,B3,B2,B5 for Landsat; common names (red,nir) and band numbers "
+            "work too. Empty: a product's reflective bands, or all bands of a raster. Not "
+            "together with Bands.",
+        )
+        self.add_number(
+            self.RESOLUTION,
+            "Output pixel size (CRS units)",
+            "The output's pixel size in the units of the input's CRS (metres for UTM): the "
+            "finest band's pixel divided by the model's scale (what empty gives), or the finest "
+            "band's pixel itself (10 for Sentinel-2), which only brings a product's bands onto "
+            "one grid, with no network. Other values are refused.",
+            minimum=0.0,  # inclusive: 0 itself is refused in resolution()
+            decimal=True,
+        )
+        self.add_number(
+            self.STRENGTH,
+            "Texture strength (0 to 1)",
             "For a model with a strength dial, such as the bundled default (srgan): 0 gives "
             "its fidelity model (smooth, closest to the measured pixels), 1 its GAN endpoint "
             "(sharp, invented texture that still averages back to each input pixel). Empty: "
             "the model's own default. Other models refuse a strength.",
+            minimum=0.0,
+            maximum=1.0,
+            decimal=True,
         )
         self.add(
             QgsProcessingParameterBoolean(
@@ -118,7 +187,7 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             advanced=True,
         )
         self.add_device(self.DEVICE, "the network", advanced=False)
-        self.add_integer(
+        self.add_number(
             self.CHUNK_SIZE,
             "Chunk size (input pixels)",
             "Side of the square input windows processed one at a time, in input pixels. "
@@ -135,7 +204,19 @@ class UpscaleAlgorithm(GeosrAlgorithm):
                 allowMultiple=True,
             ),
             "Bands of the input raster to super-resolve, in this order. Empty: all bands. "
-            "Not used with stacked rasters: stack only the bands you want.",
+            "Not used with stacked rasters (stack only the bands you want) or a product "
+            "(give Band names).",
+            advanced=True,
+        )
+        self.add_choice(
+            self.MASK,
+            "Masked pixels",
+            MASKS,
+            "Pixels kept away from the network and masked in the output: 'clouds' masks fill, "
+            "saturated, cloud, thin cirrus and cloud-shadow pixels of a product's quality band "
+            "(SCL, QA_PIXEL or BQA); 'nodata' only fill (the nodata value or mask); 'none' "
+            "nothing. 'auto' is 'clouds' for a product with a quality band, else 'nodata'.",
+            default="auto",
             advanced=True,
         )
         self.add(
@@ -147,15 +228,34 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             advanced=True,
         )
         self.add(
+            QgsProcessingParameterBoolean(
+                self.STAC, tr("Write a STAC Item beside the output"), defaultValue=False
+            ),
+            "Also write a STAC Item (JSON) describing the output beside it, named after it "
+            "(scene_x4.tif: scene_x4.json): footprint, date, projection and the bands' names, "
+            "wavelengths and scale/offset.",
+            advanced=True,
+        )
+        self.add(
             QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Super-resolved raster")),
             "The GeoTIFF to write (.tif), or a Zarr store (a folder, .zarr). It must not be "
             "the input. An existing output is replaced only when the run succeeds.",
         )
+        self.addOutput(QgsProcessingOutputFile(self.STAC_ITEM, tr("STAC Item")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
         sources, input_args = self.input_sources(parameters, context)
         output = self.output_path(parameters, self.OUTPUT, context)
-        refuse_inputs_as_outputs(sources, [output])
+        stac = self.parameterAsBoolean(parameters, self.STAC, context)
+        stac_item = os.path.splitext(output)[0] + ".json" if stac else None
+        # the STAC Item too: beside an input Item named like the output, it would replace it
+        outputs = [output] + ([stac_item] if stac_item else [])
+        product = any(
+            not is_unset(parameters.get(name)) for name in (self.PRODUCT, self.PRODUCT_FOLDER)
+        )
+        refuse_inputs_as_outputs(
+            sources, outputs, which=tr("the input product") if product else None
+        )
         zarr = output.lower().endswith(ZARR_EXTENSION)
         if not zarr and not output.lower().endswith(GTIFF_EXTENSIONS):
             raise QgsProcessingException(
@@ -173,7 +273,8 @@ class UpscaleAlgorithm(GeosrAlgorithm):
                 ).format(name=os.path.basename(output))
             )
 
-        # INPUT OUTPUT (what every geosr release takes), or --stack F1 F2 ... -o OUTPUT
+        # SOURCE OUTPUT (what every geosr release takes), or --stack F1 F2 ... -o OUTPUT; the
+        # options of products are passed only when set, so rasters still run on older releases
         output_args = ["-o", output] if input_args[0] == "--stack" else [output]
         args = ["-m", "geosr", "upscale", *input_args, *output_args]
         model = self.parameterAsFile(parameters, self.MODEL, context)
@@ -188,47 +289,108 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             args.append("--preserve-spectra")
         args += self.integer_args(parameters, context, {self.CHUNK_SIZE: "--chunk-size"})
         args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
-        bands = self.parameterAsInts(parameters, self.BANDS, context)
-        if bands:
-            args += ["--bands", ",".join(str(band) for band in bands)]
+        args += self.band_args(parameters, context)
+        mask = self.parameterAsEnumString(parameters, self.MASK, context)
+        if mask and mask != "auto":
+            args += ["--mask", mask]
+        resolution = self.resolution(parameters, context)
+        if resolution is not None:
+            args += ["--resolution", repr(resolution)]
         if cog:
             args.append("--cog")
+        if stac:
+            args.append("--stac")
         args += ["--overwrite", "--progress", "jsonl", "--exit-on-stdin-eof"]
-        self.run_command(args, feedback, outputs=[output])
+        self.run_command(args, feedback, outputs=outputs)
         if zarr:
             skip_loading_zarr(context, output, feedback)
-        return {self.OUTPUT: output}
+        return {self.OUTPUT: output, self.STAC_ITEM: stac_item}
 
     def input_sources(self, parameters, context) -> tuple[list[str], list[str]]:
-        """The rasters read and their command-line arguments: ``[INPUT]`` or ``["--stack",
-        f1, f2, ...]``; refuse both or neither, and bands with a stack."""
+        """The files read and their command-line arguments: ``[SOURCE]`` (a raster, product
+        file or product folder) or ``["--stack", f1, f2, ...]``; refuse none or several, and
+        bands by number with anything but the input raster."""
         stacked = bool(self.parameterAsLayerList(parameters, self.STACK, context))
-        single = not is_unset(parameters.get(self.INPUT))
-        if stacked == single:
+        given = [
+            (name, tr(label))
+            for name, label in self.SOURCES
+            if (stacked if name == self.STACK else not is_unset(parameters.get(name)))
+        ]
+        labels = [label for _name, label in given]
+        if not given:
             raise QgsProcessingException(
                 tr(
-                    "Give either an input raster or single-band rasters to stack, not {what}: "
-                    "{fix}."
-                ).format(
-                    what=tr("both") if stacked else tr("neither"),
-                    fix=tr("empty one of them") if stacked else tr("choose one of them"),
+                    "Give an input: an input raster, single-band rasters to stack, a product "
+                    "file or a product folder (none was given)."
                 )
             )
-        if stacked:
-            if self.parameterAsInts(parameters, self.BANDS, context):
-                raise QgsProcessingException(
-                    tr(
-                        "Bands apply to the input raster, not to stacked rasters: leave Bands "
-                        "empty and stack only the single-band rasters you want, in order."
-                    )
+        if len(given) == 2:
+            raise QgsProcessingException(
+                tr("Give one input, not both {a} and {b}: empty one of them.").format(
+                    a=labels[0], b=labels[1]
                 )
+            )
+        if len(given) > 2:
+            raise QgsProcessingException(
+                tr("Give one input, not {some} and {last}: empty all but one.").format(
+                    some=", ".join(labels[:-1]), last=labels[-1]
+                )
+            )
+        [(name, label)] = given
+        if name != self.INPUT and self.parameterAsInts(parameters, self.BANDS, context):
+            raise QgsProcessingException(
+                tr(
+                    "Bands apply to the input raster, not to {what}: leave Bands empty and {fix}."
+                ).format(
+                    what=label,
+                    fix=tr("stack only the single-band rasters you want, in order")
+                    if name == self.STACK
+                    else tr("choose the product's bands by name in Band names (e.g. B04,B03,B02)"),
+                )
+            )
+        if name == self.STACK:
             sources = self.raster_sources(parameters, self.STACK, context, "raster to stack")
             return sources, ["--stack", *sources]
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
-        source = raster_path(layer, tr("Input raster"))
+        if name == self.INPUT:
+            layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+            if layer is None:
+                raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
+            source = raster_path(layer, tr("Input raster"))
+            return [source], [source]
+        source = self.parameterAsFile(parameters, name, context)
+        if "://" not in source:  # a STAC Item URL stays as it is
+            source = os.path.abspath(source)
         return [source], [source]
+
+    def band_args(self, parameters, context) -> list[str]:
+        """``["--bands", ...]`` from Bands (numbers) or Band names; refuse both."""
+        numbers = self.parameterAsInts(parameters, self.BANDS, context)
+        names = self.parameterAsString(parameters, self.BAND_NAMES, context)
+        names = ",".join(part.strip() for part in names.split(",") if part.strip())
+        if numbers and names:
+            raise QgsProcessingException(
+                tr(
+                    "Give bands either by number (Bands) or by name (Band names), not both: "
+                    "empty one of them."
+                )
+            )
+        if numbers:
+            return ["--bands", ",".join(str(band) for band in numbers)]
+        return ["--bands", names] if names else []
+
+    def resolution(self, parameters, context) -> float | None:
+        """The output pixel size, or None when empty; refuse 0 (QGIS's minimum is inclusive)."""
+        if is_unset(parameters.get(self.RESOLUTION)):
+            return None
+        value = self.parameterAsDouble(parameters, self.RESOLUTION, context)
+        if not value > 0:
+            raise QgsProcessingException(
+                tr(
+                    "The output pixel size must be greater than 0, not {value:g}: give one in "
+                    "CRS units (e.g. 10), or leave it empty for the model's scale."
+                ).format(value=value)
+            )
+        return value
 
 
 def skip_loading_zarr(context: QgsProcessingContext, store: str, feedback) -> None:

@@ -58,9 +58,13 @@ def same_file(a: str, b: str) -> bool:
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
-def refuse_inputs_as_outputs(sources: Sequence[str], outputs: Sequence[str]) -> None:
-    """Raise when an output would overwrite one of the input rasters."""
-    which = tr("the input raster") if len(sources) == 1 else tr("one of the input rasters")
+def refuse_inputs_as_outputs(
+    sources: Sequence[str], outputs: Sequence[str], *, which: str | None = None
+) -> None:
+    """Raise when an output would overwrite one of the inputs; ``which`` names the input in
+    the message (default: the input raster, or one of the input rasters)."""
+    if which is None:
+        which = tr("the input raster") if len(sources) == 1 else tr("one of the input rasters")
     for path in outputs:
         if any(same_file(source, path) for source in sources):
             raise QgsProcessingException(
@@ -216,30 +220,34 @@ class GeosrAlgorithm(QgsProcessingAlgorithm):
             advanced=advanced,
         )
 
-    def add_integer(
+    def add_number(
         self,
         name: str,
         description: str,
         help_text: str,
         *,
-        minimum: int,
-        default: int | None = None,
+        minimum: float,
+        maximum: float | None = None,
+        default: float | None = None,
+        decimal: bool = False,
         advanced: bool = False,
     ) -> None:
-        """A whole number of at least ``minimum``, optional (empty: geosr's default) when it
-        has no default (read back with :meth:`integer_args`)."""
-        self.add(
-            QgsProcessingParameterNumber(
-                name,
-                tr(description),
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=default,
-                optional=default is None,
-                minValue=minimum,
-            ),
-            help_text,
-            advanced=advanced,
+        """A number from ``minimum`` (to ``maximum``), whole unless ``decimal``; optional
+        (empty: geosr's default) when it has no default. Whole numbers are read back with
+        :meth:`integer_args`."""
+        parameter = QgsProcessingParameterNumber(
+            name,
+            tr(description),
+            type=QgsProcessingParameterNumber.Double
+            if decimal
+            else QgsProcessingParameterNumber.Integer,
+            defaultValue=default,
+            optional=default is None,
+            minValue=minimum,
         )
+        if maximum is not None:
+            parameter.setMaximum(maximum)
+        self.add(parameter, help_text, advanced=advanced)
 
     # ------------------------------------------------------------ reading parameters
 

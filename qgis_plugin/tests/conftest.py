@@ -10,6 +10,7 @@ Where QGIS or geosr's interpreter is missing the tests skip with the reason, exc
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,19 +57,17 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def models(geosr_python, work) -> dict[str, Path]:
-    """Tiny untrained x2 models made by geosr itself: 3-band, 4-band and band-shared."""
-    paths = {name: work / f"{name}.safetensors" for name in ("rgb3", "bands4", "shared")}
+    """Tiny untrained models made by geosr itself: x2 3-band, 4-band and band-shared, and
+    x4 band-shared (``shared_x4``)."""
+    specs = {"rgb3": (3, 2), "bands4": (4, 2), "shared": (None, 2), "shared_x4": (None, 4)}
+    paths = {name: work / f"{name}.safetensors" for name in specs}
     script = (
-        "import sys, geosr\n"
-        "for bands, path in ((3, sys.argv[1]), (4, sys.argv[2]), (None, sys.argv[3])):\n"
-        "    geosr.save_model(geosr.build_model(bands=bands, scale=2, width=8, blocks=1), path)\n"
+        "import json, sys, geosr\n"
+        "for path, (bands, scale) in json.loads(sys.argv[1]).items():\n"
+        "    geosr.save_model(geosr.build_model(bands=bands, scale=scale, width=8, blocks=1), path)\n"
     )
-    subprocess.run(
-        [geosr_python, "-c", script, *map(str, paths.values())],
-        check=True,
-        capture_output=True,
-        cwd=work,
-    )
+    wanted = json.dumps({str(paths[name]): spec for name, spec in specs.items()})
+    subprocess.run([geosr_python, "-c", script, wanted], check=True, capture_output=True, cwd=work)
     return paths
 
 

@@ -42,14 +42,20 @@ EXPECTED_PARAMETERS = {
     "geosr:upscale": {
         "INPUT": QgsProcessingParameterRasterLayer,
         "STACK": QgsProcessingParameterMultipleLayers,
+        "PRODUCT": QgsProcessingParameterFile,
+        "PRODUCT_FOLDER": QgsProcessingParameterFile,
         "MODEL": QgsProcessingParameterFile,
+        "BAND_NAMES": QgsProcessingParameterString,
+        "RESOLUTION": QgsProcessingParameterNumber,
         "STRENGTH": QgsProcessingParameterNumber,
         "TTA": QgsProcessingParameterBoolean,
         "PRESERVE_SPECTRA": QgsProcessingParameterBoolean,
         "DEVICE": QgsProcessingParameterEnum,
         "CHUNK_SIZE": QgsProcessingParameterNumber,
         "BANDS": QgsProcessingParameterBand,
+        "MASK": QgsProcessingParameterEnum,
         "COG": QgsProcessingParameterBoolean,
+        "STAC": QgsProcessingParameterBoolean,
         "OUTPUT": QgsProcessingParameterRasterDestination,
     },
     "geosr:train": {
@@ -184,6 +190,45 @@ def test_upscale_parameter_details(provider):
     stack = algorithm.parameterDefinition("STACK")
     assert stack.layerType() == QgsProcessing.TypeRaster
     assert not stack.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+
+
+def test_upscale_product_parameter_details(provider):
+    """The product parameters: types, defaults, which are optional and which advanced."""
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("geosr:upscale")
+
+    def flagged(name, flag):
+        return bool(algorithm.parameterDefinition(name).flags() & flag)
+
+    optional = QgsProcessingParameterDefinition.FlagOptional
+    advanced = QgsProcessingParameterDefinition.FlagAdvanced
+    for name in ("PRODUCT", "PRODUCT_FOLDER", "BAND_NAMES", "RESOLUTION"):
+        assert flagged(name, optional), name
+        assert not flagged(name, advanced), name
+    for name in ("MASK", "STAC"):
+        assert flagged(name, advanced), name
+    product = algorithm.parameterDefinition("PRODUCT")
+    assert product.behavior() == QgsProcessingParameterFile.File
+    for pattern in ("*.zip", "*.xml", "*.txt", "*.json"):
+        assert pattern in product.fileFilter()
+    # product files of every kind, and a STAC Item URL of an API, which has no extension
+    for value in ("S2B_MSIL2A.SAFE.zip", "MTD_MSIL2A.xml", "LC08_MTL.txt", "item.json"):
+        assert product.checkValueIsAcceptable(value), value
+    assert product.checkValueIsAcceptable("https://stac.example.org/collections/s2/items/ID")
+    folder = algorithm.parameterDefinition("PRODUCT_FOLDER")
+    assert folder.behavior() == QgsProcessingParameterFile.Folder
+    resolution = algorithm.parameterDefinition("RESOLUTION")
+    assert resolution.dataType() == QgsProcessingParameterNumber.Double
+    assert resolution.minimum() == 0.0
+    assert resolution.defaultValue() is None
+    mask = algorithm.parameterDefinition("MASK")
+    assert mask.options() == ["auto", "clouds", "nodata", "none"]
+    assert mask.defaultValue() == "auto"
+    assert mask.usesStaticStrings()
+    assert algorithm.parameterDefinition("STAC").defaultValue() is False
+    assert algorithm.parameterDefinition("BAND_NAMES").defaultValue() is None
+    assert [o.name() for o in algorithm.outputDefinitions()] == ["OUTPUT", "STAC_ITEM"]
+    for kind in ("Sentinel-2 SAFE", "MTD_MSIL2A.xml", "_MTL.txt", "STAC Item"):
+        assert kind in algorithm.shortHelpString().split("<h3>")[0], kind
 
 
 def test_vsi_layers_pass_through_as_gdal_names(provider, scenes, tmp_path):
@@ -342,6 +387,49 @@ def test_output_equal_to_input_is_refused_before_any_child(
         algorithm.processAlgorithm(parameters, context, QgsProcessingFeedback())
     assert scenes["rgb"].read_bytes() == before
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    "parameters, needles",
+    [
+        ({"PRODUCT_FOLDER": "S2.SAFE", "RESOLUTION": 0}, ["greater than 0", "leave it empty"]),
+        (
+            {"INPUT": "rgb", "PRODUCT": "MTD_MSIL2A.xml", "PRODUCT_FOLDER": "S2.SAFE"},
+            ["not an input raster, a product file and a product folder", "all but one"],
+        ),
+    ],
+    ids=["resolution_zero", "three_inputs"],
+)
+def test_upscale_refusals_come_before_any_child(
+    provider, scenes, no_interpreter, tmp_path, parameters, needles
+):
+    """One-line refusals raised before the interpreter is even looked up (none is set)."""
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("geosr:upscale")
+    values = {"rgb": str(scenes["rgb"]), "S2.SAFE": str(tmp_path / "S2.SAFE")}
+    parameters = {key: values.get(value, value) for key, value in parameters.items()}
+    output = tmp_path / "out" / "never.tif"
+    with pytest.raises(QgsProcessingException) as raised:
+        algorithm.processAlgorithm(
+            {**parameters, "OUTPUT": str(output)}, QgsProcessingContext(), QgsProcessingFeedback()
+        )
+    message = str(raised.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message
+    assert not output.parent.exists()
+
+
+def test_stac_item_over_the_input_item_is_refused(provider, no_interpreter, tmp_path):
+    """A STAC Item input beside an output of the same name: the output's Item (item.json for
+    item.tif) would replace the input, so it is refused and the input stays as it was."""
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("geosr:upscale")
+    item = tmp_path / "item.json"
+    item.write_text('{"type": "Feature", "id": "item"}')
+    parameters = {"PRODUCT": str(item), "OUTPUT": str(tmp_path / "item.tif"), "STAC": True}
+    with pytest.raises(QgsProcessingException, match=r"item\.json is the input product"):
+        algorithm.processAlgorithm(parameters, QgsProcessingContext(), QgsProcessingFeedback())
+    assert item.read_text() == '{"type": "Feature", "id": "item"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["item.json"]
 
 
 def test_algorithm_classes_have_constants():

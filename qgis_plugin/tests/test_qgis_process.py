@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -219,30 +220,128 @@ def test_upscale_writes_a_zarr_store(qgis_env, scenes, models, gdal, work):
     assert shape == [4, src.RasterYSize * 2, src.RasterXSize * 2]
 
 
+L2A = DATA / "s2_l2a_t32tmt" / "S2A_MSIL2A_20190530T103031_N0400_R108_T32TMT_20190530T103031.SAFE"
+L2A_10M = (  # the 10 m band files, B{}: 02, 03, 04, 08
+    L2A
+    / "GRANULE"
+    / "L2A_T32TMT_A020476_20190530T103031"
+    / "IMG_DATA"
+    / "R10m"
+    / "T32TMT_20190530T103031_B{}_10m.jp2"
+)
+
+
 @pytest.mark.parametrize(
     "case, needles",
     [
-        ("both", ["not both", "empty one of them"]),
-        ("neither", ["not neither", "choose one of them"]),
+        ("both", ["not both an input raster and rasters to stack", "empty one of them"]),
+        ("neither", ["Give an input", "none was given"]),
         ("cog_zarr", ["Cloud Optimized GeoTIFF cannot be a Zarr store", ".tif"]),
-        ("bands_stack", ["leave Bands empty"]),
+        ("bands_stack", ["not to rasters to stack", "leave Bands empty"]),
+        ("product_input", ["not both an input raster and a product file", "empty one of them"]),
+        ("folder_stack", ["not both rasters to stack and a product folder", "empty one of"]),
+        ("names_bands", ["by number (Bands) or by name (Band names), not both", "empty one"]),
+        ("bands_product", ["not to a product folder", "leave Bands empty", "Band names"]),
     ],
 )
 def test_upscale_refuses_contradictory_inputs(qgis_env, scenes, models, work, case, needles):
+    """Refused before geosr runs, with one line naming the problem and the fix; nothing is
+    written (neither the output nor its STAC Item)."""
     output = work / f"refused_{case}.tif"
     parameters = {
         "both": {"INPUT": scenes["landsat8"], "STACK": STACK_BANDS[0]},
         "neither": {},
         "cog_zarr": {"INPUT": scenes["landsat8"], "COG": "true"},
         "bands_stack": {"STACK": STACK_BANDS, "BANDS": "1"},
+        "product_input": {"INPUT": scenes["landsat8"], "PRODUCT": L2A / "MTD_MSIL2A.xml"},
+        "folder_stack": {"STACK": STACK_BANDS, "PRODUCT_FOLDER": L2A},
+        "names_bands": {"INPUT": scenes["landsat8"], "BANDS": "1", "BAND_NAMES": "B4,B3"},
+        "bands_product": {"PRODUCT_FOLDER": L2A, "BANDS": "1"},
     }[case]
     if case == "cog_zarr":
         output = output.with_suffix(".zarr")
     code, _, stderr = run_json(
-        qgis_env, "geosr:upscale", MODEL=models["bands4"], OUTPUT=output, **parameters
+        qgis_env,
+        "geosr:upscale",
+        MODEL=models["bands4"],
+        STAC="true",
+        OUTPUT=output,
+        **parameters,
     )
     assert_clean_failure(code, stderr, *needles)
-    assert not output.exists()
+    # one message (qgis_process 3.22 prints an algorithm's error twice), all on one line
+    lines = {line for line in stderr.splitlines() if needles[0] in line}
+    assert len(lines) == 1, stderr
+    [line] = lines
+    assert all(needle in line for needle in needles), stderr
+    assert leftovers(output) == []
+    assert not output.with_suffix(".json").exists()
+    assert "geosr upscale" not in stderr  # no child ran
+
+
+def test_product_folder_onto_its_10m_grid(qgis_env, gdal, work):
+    """An L2A SAFE folder, bands by name, RESOLUTION = the finest band's 10 m: the aligner
+    only (no network). The output lies exactly on the 10 m bands' grid with their names; the
+    10 m bands keep their pixels where SCL says clear, and the 20 m B8A is resampled onto it
+    (cubic: GEOSR_ALIGNER names it only when a band is on another grid)."""
+    output = work / "l2a_10m.tif"
+    result = run_upscale(
+        qgis_env, output, PRODUCT_FOLDER=L2A, BAND_NAMES="B04,B03,B02,B8A", RESOLUTION=10
+    )
+    assert result["results"]["STAC_ITEM"] is None
+    assert not output.with_suffix(".json").exists()
+    out = gdal.Open(str(output))
+    for index, name in enumerate(("04", "03", "02"), start=1):
+        ten = gdal.Open(str(L2A_10M).format(name))
+        assert out.GetGeoTransform() == ten.GetGeoTransform()
+        assert (out.RasterXSize, out.RasterYSize) == (ten.RasterXSize, ten.RasterYSize)
+        band = out.GetRasterBand(index)
+        clear = band.GetMaskBand().ReadAsArray() > 0
+        assert 0.05 < clear.mean() < 0.95  # SCL's clouds are masked, the rest kept
+        assert (band.ReadAsArray()[clear] == ten.GetRasterBand(1).ReadAsArray()[clear]).all()
+    assert out.GetSpatialRef().IsSame(ten.GetSpatialRef())
+    names = [out.GetRasterBand(i).GetDescription() for i in range(1, out.RasterCount + 1)]
+    assert names == ["B04", "B03", "B02", "B8A"]
+    assert out.GetMetadataItem("GEOSR_ALIGNER") == "cubic"
+    assert out.GetMetadataItem("GEOSR_MODEL") == "none (aligner only)"
+    assert out.GetMetadataItem("GEOSR_MASK") == "clouds"
+
+
+def test_product_metadata_file_with_a_model_and_a_stac_item(qgis_env, models, gdal, work):
+    """The L2A's MTD_MSIL2A.xml through a x4 model: 2.5 m on the 10 m grid's footprint, the
+    20 m band B8A brought onto it too, and a STAC Item beside the output describing it."""
+    output = work / "l2a_x4.tif"
+    result = run_upscale(
+        qgis_env,
+        output,
+        PRODUCT=L2A / "MTD_MSIL2A.xml",
+        MODEL=models["shared_x4"],
+        BAND_NAMES="B04, B03,B02,B8A",  # spaces after commas are dropped
+        MASK="nodata",
+        STAC="true",
+        **CPU_CHUNKS,
+    )
+    item_path = output.with_suffix(".json")
+    assert result["results"]["STAC_ITEM"] == str(item_path)
+    ten = gdal.Open(str(L2A_10M).format("04"))
+    out = gdal.Open(str(output))
+    x0, dx, _, y0, _, dy = ten.GetGeoTransform()
+    assert (dx, dy) == (10, -10)
+    assert out.GetGeoTransform() == (x0, dx / 4, 0.0, y0, 0.0, dy / 4)
+    assert (out.RasterXSize, out.RasterYSize) == (192 * 4, 192 * 4)
+    names = [out.GetRasterBand(i).GetDescription() for i in range(1, 5)]
+    assert names == ["B04", "B03", "B02", "B8A"]
+    assert out.GetMetadataItem("GEOSR_MODEL") == "shared_x4.safetensors"
+    assert out.GetMetadataItem("GEOSR_ALIGNER") == "cubic"
+    assert out.GetMetadataItem("GEOSR_MASK") == "nodata"
+    item = json.loads(item_path.read_text())
+    assert item["type"] == "Feature"
+    assert item["id"] == "l2a_x4"
+    assets = list(item["assets"].values())
+    assert [os.path.basename(asset["href"]) for asset in assets] == ["l2a_x4.tif"]
+    assert [band["name"] for band in assets[0]["eo:bands"]] == names
+    assert item["properties"]["proj:shape"] == [768, 768]
+    assert leftovers(output) == [output]
 
 
 def model_tag(gdal, path) -> str:
