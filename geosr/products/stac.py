@@ -1,24 +1,32 @@
 """STAC Items in and out.
 
-In: a STAC Item (JSON file, URL, or ``pystac.Item``) is a product whose bands are its
-single-band raster assets, named by ``eo:bands``' name (else the asset key) and selectable by
-common name too (``"red"``, ``"nir08"``); ``raster:bands`` give scale, offset, nodata and
-unit. Remote assets (COGs) are read by range, as every remote raster is. ``SCL`` and
-``qa_pixel`` assets are cloud masks.
+In: a STAC Item (JSON file, http(s) URL, or ``pystac.Item``) is a product whose bands are
+its single-band raster assets, named by ``eo:bands``' name (else the asset key) and
+selectable by common name too (``"red"``, ``"nir08"``); ``raster:bands`` give scale, offset,
+nodata (``"nan"`` too) and unit. Remote assets (COGs) are read by range, as every remote
+raster is. ``SCL`` and ``qa_pixel`` assets are cloud masks.
 
 Out: :func:`write_stac_item` describes an output GeoTIFF or Zarr store as a STAC Item with
-the projection, eo and raster extensions, written with pystac beside the output.
+the projection, eo and raster extensions, written with pystac beside the output; it is
+valid against the STAC 1.1.0 schemas (tests/test_stac.py checks it offline).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
+import math
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import rasterio.warp
+from rasterio.crs import CRS
+from rasterio.enums import WktVersion
 
 from geosr.errors import InputError, InputNotFoundError, OutputExistsError
 from geosr.products.bands import SENTINEL2, landsat_table
@@ -28,6 +36,7 @@ from geosr.products.model import Product, QualityBand
 from geosr.products.sentinel2 import SCL_CLOUDS
 from geosr.raster import RasterInfo
 from geosr.sources import dataset_name, is_local, redact
+from geosr.version import __version__
 
 #: Asset roles that are never bands.
 _NOT_BANDS = {"thumbnail", "overview", "metadata", "visual", "snow-ice", "cloud", "water-mask"}
@@ -36,10 +45,11 @@ _QUALITY = {"scl": ("SCL", SCL_CLOUDS), "qa_pixel": ("QA_PIXEL", QA_PIXEL_CLOUDS
 
 
 def load_item(source: Any) -> Any:
-    """A ``pystac.Item`` from an Item, a JSON file or a URL.
+    """A ``pystac.Item`` from an Item, a JSON file or an http(s) URL.
 
     Raises:
-        InputNotFoundError: a local file that does not exist.
+        InputNotFoundError: a local file that does not exist, or a URL its server does not
+            have (HTTP 404 or 410).
         InputError: not a STAC Item, or unreadable.
     """
     import pystac
@@ -47,25 +57,83 @@ def load_item(source: Any) -> Any:
     if isinstance(source, pystac.Item):
         return source
     text = os.fspath(source)
-    label = text if is_local(dataset_name(text)) else redact(text)
-    if is_local(dataset_name(text)) and not Path(text).expanduser().exists():
-        raise InputNotFoundError(f"input {label} does not exist; check the path")
+    name = dataset_name(text)
+    local = is_local(name)
+    label = text if local else redact(text)
+    data = _read_json(text.removeprefix("/vsicurl/"), name, label)
     try:
-        item = pystac.read_file(str(Path(text).expanduser()) if is_local(text) else text)
-    except (json.JSONDecodeError, pystac.STACError, pystac.STACTypeError, KeyError) as exc:
+        item = pystac.read_dict(data, href=str(Path(name).resolve()) if local else text)
+    except (pystac.STACError, pystac.STACTypeError, KeyError, TypeError, ValueError) as exc:
         raise InputError(
-            f"{label} is not a STAC Item ({type(exc).__name__}: {redact(str(exc))}); pass an "
+            f"{label} is not a STAC Item ({type(exc).__name__}: {_one_line(exc)}); pass an "
             "Item's JSON (a Collection or Catalog holds several scenes: pick one Item)"
-        ) from None
-    except OSError as exc:
-        raise InputError(
-            f"cannot read {label} ({redact(str(exc))}); check the URL or path"
         ) from None
     if not isinstance(item, pystac.Item):
         raise InputError(
             f"{label} is a STAC {type(item).__name__}, not an Item; pass one Item's JSON"
         )
     return item
+
+
+def _read_json(text: str, name: str, label: str) -> Any:
+    """The JSON of a local file or an http(s) URL. Read here rather than by pystac, whose
+    errors and debug log quote the URL whole, query string (a signed URL's token) included.
+    """
+    if is_local(name):
+        path = Path(name)
+        if not path.exists():
+            raise InputNotFoundError(f"input {label} does not exist; check the path")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {label} ({exc.strerror}); check the path") from None
+    elif urlsplit(text).scheme.lower() in ("http", "https"):
+        raw = _http_get(text, label)
+    else:
+        raise InputError(
+            f"cannot read the STAC Item {label}: geosr reads Items from a file or an http(s) "
+            "URL; download it first"
+        )
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise InputError(
+            f"{label} is not JSON ({_one_line(exc)}); pass a STAC Item's JSON"
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(f"{label} is a JSON {type(data).__name__}, not a STAC Item; pass one Item")
+    return data
+
+
+#: Seconds to wait for the server of a STAC Item (GDAL waits as long for raster assets).
+_HTTP_TIMEOUT = 30
+
+
+def _http_get(url: str, label: str) -> bytes:
+    request = urllib.request.Request(url, headers={"User-Agent": f"geosr/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code in (404, 410):
+            raise InputNotFoundError(
+                f"input {label} does not exist (HTTP {exc.code}); check the URL"
+            ) from None
+        raise InputError(
+            f"cannot read {label} (HTTP {exc.code} {_one_line(exc.reason)}); check the URL and "
+            "its credentials or signature"
+        ) from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise InputError(
+            f"cannot read {label} ({_one_line(reason)}); check the URL and the network"
+        ) from None
+
+
+def _one_line(reason: Any) -> str:
+    """An error's text for a one-line message: redacted, on one line."""
+    return redact(" ".join(str(reason).split()))
 
 
 def read_stac(source: Any) -> Product:
@@ -112,7 +180,7 @@ def read_stac(source: Any) -> Product:
                 or (eo or {}).get("eo:full_width_half_max"),
                 scale=raster.get("scale", raster.get("raster:scale")),
                 offset=raster.get("offset", raster.get("raster:offset")),
-                nodata=raster.get("nodata"),
+                nodata=_nodata(raster.get("nodata"), key, item.id),
                 unit=raster.get("unit"),
             )
         )
@@ -150,6 +218,19 @@ def asset_names(source: Any) -> list[str]:
     """GDAL names of an Item's assets (for the remote-read settings around a run)."""
     item = load_item(source)
     return [dataset_name(a.get_absolute_href() or a.href) for a in item.assets.values()]
+
+
+def _nodata(value: Any, key: str, item_id: str) -> float | None:
+    """A ``raster:bands`` nodata: a number, or STAC's ``"nan"``, ``"inf"`` or ``"-inf"``."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"asset {key} of STAC Item {item_id} has nodata {value!r}, which is neither a number "
+            'nor "nan", "inf" or "-inf"; fix the Item\'s raster:bands'
+        ) from None
 
 
 def _first(value: Any) -> dict[str, Any] | None:
@@ -194,9 +275,10 @@ def write_stac_item(
     overwrite: bool = False,
 ) -> Path:
     """A STAC Item describing ``output`` (the upscaled ``info`` at ``scale``), written beside
-    it with pystac: footprint, datetime (the product's, else now), projection (code, shape,
-    transform, bbox), eo bands (names, common names, wavelengths) and raster bands (nodata,
-    data type, scale, offset, unit, resolution). Returns its path.
+    it with pystac: footprint, datetime (the product's, else now), projection (code or WKT2,
+    shape, transform, bbox), eo bands (names, common names, wavelengths) and raster bands
+    (nodata, data type, scale, offset, unit, resolution); the asset's media type says COG
+    only when ``cog`` made one. Returns its path.
 
     Raises:
         OutputExistsError: the Item's file exists and ``overwrite`` is not set.
@@ -209,10 +291,16 @@ def write_stac_item(
     path = stac_item_path(output, overwrite)
     transform = info.transform * rasterio.Affine.scale(1 / scale)
     width, height = info.width * scale, info.height * scale
-    bounds = rasterio.transform.array_bounds(height, width, transform)
-    geometry = rasterio.warp.transform_geom(info.crs, "EPSG:4326", _box(*bounds))
-    lons = [x for x, _ in geometry["coordinates"][0]]
-    lats = [y for _, y in geometry["coordinates"][0]]
+    # without a CRS and geotransform (GCPs or RPCs only, or none) the Item has no footprint
+    # (null geometry, no bbox) and a null proj:code, as STAC prescribes
+    gridded = info.has_transform
+    geometry = bbox = bounds = None
+    if gridded:
+        bounds = rasterio.transform.array_bounds(height, width, transform)
+        geometry = rasterio.warp.transform_geom(info.crs, "EPSG:4326", _box(*bounds))
+        lons = [x for x, _ in geometry["coordinates"][0]]
+        lats = [y for _, y in geometry["coordinates"][0]]
+        bbox = [min(lons), min(lats), max(lons), max(lats)]
     now = dt.datetime.now(dt.timezone.utc)
     when = _parse_time(product.datetime if product else info.tags.get("DATETIME")) or now
     properties = {"created": now.isoformat(), "geosr:model": model_label, "geosr:scale": scale}
@@ -221,22 +309,25 @@ def write_stac_item(
     item = pystac.Item(
         id=output.stem,
         geometry=geometry,
-        bbox=[min(lons), min(lats), max(lons), max(lats)],
+        bbox=bbox,
         datetime=when,
         properties=properties,
     )
-    media = (
-        pystac.MediaType.COG
-        if output.suffix.lower() in (".tif", ".tiff")
-        else "application/vnd+zarr"
-    )
+    if output.suffix.lower() not in (".tif", ".tiff"):
+        media = "application/vnd+zarr"
+    else:
+        media = pystac.MediaType.COG if cog else pystac.MediaType.GEOTIFF
     asset = pystac.Asset(href=f"./{output.name}", media_type=media, roles=["data"])
     item.add_asset("data", asset)
     projection = ProjectionExtension.ext(item, add_if_missing=True)
-    projection.code = info.crs.to_string() if info.crs else None
+    # proj:code is an authority code or null; a CRS without one goes as WKT2 instead
+    projection.code = _crs_code(info.crs) if gridded else None
+    if gridded and projection.code is None:
+        projection.wkt2 = info.crs.to_wkt(version=WktVersion.WKT2_2019)
     projection.shape = [height, width]
-    projection.transform = list(transform)[:6]
-    projection.bbox = list(bounds)
+    if gridded:
+        projection.transform = list(transform)[:6]
+        projection.bbox = list(bounds)
     bands = [b - 1 for b in info.selected]
     eo_bands = []
     raster_bands = []
@@ -252,7 +343,7 @@ def write_stac_item(
         eo_bands.append(eo_band)
         raster_bands.append(
             RasterBand.create(
-                nodata=info.nodata,
+                nodata=_stac_nodata(info.nodata),
                 data_type=info.dtype,
                 scale=info.scales[index],
                 offset=info.offsets[index],
@@ -268,6 +359,20 @@ def write_stac_item(
     tmp.write_text(json.dumps(item.to_dict(include_self_link=False), indent=2), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def _crs_code(crs: CRS) -> str | None:
+    """``EPSG:32632`` (or another authority's code), or None for a CRS without one."""
+    authority = crs.to_authority()
+    return ":".join(authority) if authority else None
+
+
+def _stac_nodata(value: float | None) -> float | str | None:
+    """Nodata as STAC writes it: NaN and infinities are the strings ``"nan"``, ``"inf"``,
+    ``"-inf"`` (JSON has no such numbers)."""
+    if value is None or math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
 def _box(left: float, bottom: float, right: float, top: float) -> dict[str, Any]:
