@@ -44,6 +44,7 @@ from geosr.errors import (
 )
 from geosr.nodata import FILL_RADIUS, fill_invalid, valid_mask
 from geosr.products import (
+    input_files,
     is_stac_item,
     open_source,
     product_output_path,
@@ -1506,8 +1507,8 @@ def upscale(
             out_path = check_zarr_output(output, overwrite, info.local_files)
         else:
             out_path = check_output_path(info.local_files, output, overwrite)
-        if stac:
-            stac_item_path(out_path, overwrite)  # refuse before any work
+        if stac:  # refuse before any work
+            stac_item_path(out_path, overwrite, [*info.local_files, *input_files(input)])
         size = chunk_side(chunk_size)
         runner_options = {
             "device": device,

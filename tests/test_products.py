@@ -354,7 +354,8 @@ def test_one_masked_band_file_masks_a_stack_on_one_grid(model: Path, tmp_path: P
 def test_band_files_masks_reach_the_output_on_several_grids(model: Path, tmp_path: Path) -> None:
     """A band file's internal mask, on a coarser grid than the finest, masks the output."""
     red = _masked_red(tmp_path)
-    out = geosr.upscale([red, LANDSAT_PRE / "l8_B8.tif"], tmp_path / "out.tif", model=model)
+    pan = shutil.copy(LANDSAT_PRE / "l8_B8.tif", tmp_path)  # outside its product: no nodata
+    out = geosr.upscale([red, pan], tmp_path / "out.tif", model=model)
     with rasterio.open(out) as dst:
         mask = dst.dataset_mask() > 0
     # 30 m -> 15 m (pan, offset by half a pan pixel) -> x4: 8 output pixels a 30 m pixel

@@ -391,3 +391,21 @@ def test_nodata_strings_of_raster_bands(tmp_path: Path) -> None:
     ) as exc:
         open_product(path)
     _one_line(exc)
+
+
+def test_stac_output_never_replaces_the_input_item(model: Path, tmp_path: Path) -> None:
+    """item.json in, item.tif out with --stac: its Item would be item.json, the input."""
+    band = write_crop(LANDSAT8, tmp_path / "b.tif", rasterio.windows.Window(0, 0, 32, 32), count=1)
+    item = pystac.Item("item", None, None, dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc), {})
+    item.add_asset(
+        "b1", pystac.Asset(href=band.name, media_type=pystac.MediaType.GEOTIFF, roles=["data"])
+    )
+    path = tmp_path / "item.json"
+    item.set_self_href(str(path))
+    item.save_object(include_self_link=False)
+    before = path.read_bytes()
+    for source in (path, pystac.Item.from_file(str(path))):
+        with pytest.raises(geosr.OutputError, match="the input Item") as exc:
+            geosr.upscale(source, tmp_path / "item.tif", model=model, stac=True, overwrite=True)
+        _one_line(exc)
+    assert path.read_bytes() == before and not (tmp_path / "item.tif").exists()

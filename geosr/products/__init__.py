@@ -71,7 +71,7 @@ def open_product(source: Any, band_names: Sequence[str] | None = None) -> Produc
     if not isinstance(source, str | os.PathLike):
         return _band_files(list(source), band_names)
     name = dataset_name(source)
-    if name.lower().split("?", 1)[0].endswith(".json"):
+    if _stac_name(source):
         from geosr.products.stac import read_stac
 
         return read_stac(source)
@@ -169,16 +169,37 @@ def is_stac_item(source: Any) -> bool:
 
 
 def remote_names(source: Any) -> list[str]:
-    """The GDAL names an input reads from, for :func:`geosr.sources.remote_env`: a STAC
-    Item's assets, else the input's own names."""
-    if is_stac_item(source) or (
-        isinstance(source, str | os.PathLike)
-        and dataset_name(source).lower().split("?", 1)[0].endswith(".json")
-    ):
+    """The GDAL names an input reads from, for :func:`geosr.sources.remote_env`: a local
+    STAC Item's assets (a remote Item's are taken to be remote, unread), else the input's
+    own names."""
+    if is_stac_item(source) or (_stac_name(source) and is_local(dataset_name(source))):
         from geosr.products.stac import asset_names
 
         return asset_names(source)
     return dataset_names(source)
+
+
+def input_files(source: Any) -> list[Path]:
+    """The local files an input names itself (a product's folder or metadata file, a STAC
+    Item's JSON), which no output may replace; its band files are in ``RasterInfo.files``."""
+    if is_stac_item(source):
+        href = source.get_self_href()
+        return [Path(href)] if href and is_local(dataset_name(href)) else []
+    names = (
+        dataset_names(source)
+        if not isinstance(source, str | os.PathLike)
+        else [dataset_name(source)]
+    )
+    return [Path(n) for n in names if is_local(n)]
+
+
+def _stac_name(source: Any) -> bool:
+    """Whether ``source`` names a STAC Item: a ``.json`` file or URL, or a STAC API item URL
+    (``.../collections/<id>/items/<id>``)."""
+    if not isinstance(source, str | os.PathLike):
+        return False
+    path = dataset_name(source).split("?", 1)[0]
+    return path.lower().endswith(".json") or ("://" in os.fspath(source) and "/items/" in path)
 
 
 def product_output_path(product: Product, scale: int) -> Path:

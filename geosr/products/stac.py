@@ -20,6 +20,7 @@ import math
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ import rasterio.warp
 from rasterio.crs import CRS
 from rasterio.enums import WktVersion
 
-from geosr.errors import InputError, InputNotFoundError, OutputExistsError
+from geosr.errors import InputError, InputNotFoundError, OutputError, OutputExistsError
 from geosr.products.bands import SENTINEL2, landsat_table
 from geosr.products.headers import product_band, read_header
 from geosr.products.landsat import QA_PIXEL_CLOUDS
@@ -250,13 +251,19 @@ def _is_raster(media_type: str | None, href: str) -> bool:
 # --- out ----------------------------------------------------------------------------------------
 
 
-def stac_item_path(output: Path, overwrite: bool = True) -> Path:
+def stac_item_path(output: Path, overwrite: bool = True, inputs: Sequence[Path] = ()) -> Path:
     """Where the STAC Item of an output goes: ``scene_x4.tif`` -> ``scene_x4.json``.
 
     Raises:
+        OutputError: it would replace one of ``inputs`` (a STAC Item read as the input).
         OutputExistsError: it exists and ``overwrite`` is not set.
     """
     path = output.with_suffix(".json")
+    if path.exists() and any(p.exists() and p.resolve() == path.resolve() for p in inputs):
+        raise OutputError(
+            f"the STAC Item of output {output} would be {path}, the input Item; geosr never "
+            "overwrites its input, choose another output name"
+        )
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"{path} already exists; pass overwrite=True (--overwrite) to replace it"
