@@ -14,6 +14,7 @@ from rasterio.windows import Window
 
 import geosr
 from tests.datasets import TEST_DATA, ci_requires_shared_data, shared_data_folder
+from tests.http_server import http_server  # noqa: F401  (a fixture for every test file)
 
 DATA = TEST_DATA
 SHARED = shared_data_folder()

@@ -17,13 +17,11 @@ from rasterio.windows import Window
 import geosr
 from geosr.data.degradations import DegradationConfig
 from geosr.evaluate import EvaluationReport, evaluate
-from tests import test_sources
 from tests.backends import foreign_backend
 from tests.conftest import LANDSAT7_OLINDA, LANDSAT8, LANDSAT8_150M, NAIP_DIR, write_crop
-from tests.test_sources import HTTP_ENV, SECRET, Server
+from tests.http_server import HTTP_ENV, SECRET, Server
 
 NAIP = NAIP_DIR / "m_4709963_se_14_1_20150926.tif"  # 4 x uint8, fields and a lake shore
-http_server = test_sources.http_server  # the range-request HTTP server fixture, reused
 needs_srgan = pytest.mark.skipif(
     "srgan" not in geosr.bundled_models(), reason="the bundled srgan is not in this checkout"
 )

@@ -3,20 +3,13 @@ stacks of single-band files."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-import tornado.httpserver
-import tornado.netutil
-import tornado.web
 from rasterio.env import get_gdal_config
 from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
@@ -25,8 +18,7 @@ import geosr
 from geosr.raster import default_output_path
 from geosr.sources import REMOTE_DEFAULTS, dataset_name, redact, remote_env
 from tests.conftest import LANDSAT8, LANDSAT8_ORIGINAL, write_crop
-
-SECRET = "s3cr3t-T0KEN"
+from tests.http_server import HTTP_ENV, SECRET, Server
 
 
 def _read(path: Path) -> tuple[np.ndarray, rasterio.Affine, rasterio.crs.CRS | None]:
@@ -38,70 +30,6 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
     text = str(exc.value)
     assert "\n" not in text and text
     return text
-
-
-# --- a real HTTP server with range requests ----------------------------------------------------
-
-
-class _CountingFiles(tornado.web.StaticFileHandler):
-    """Tornado's static file handler (it answers Range requests), counting body bytes sent."""
-
-    def write(self, chunk: bytes | str | dict) -> None:
-        self.settings["served"].append(len(chunk))
-        super().write(chunk)
-
-
-@dataclass
-class Server:
-    folder: Path
-    url: str
-    served: list[int] = field(default_factory=list)
-
-    @property
-    def bytes_served(self) -> int:
-        return sum(self.served)
-
-
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[Server]:
-    """Serve ``tmp_path / "www"`` on 127.0.0.1 from a thread, with its own event loop."""
-    folder = tmp_path / "www"
-    folder.mkdir()
-    served: list[int] = []
-    state: dict = {}
-    ready = threading.Event()
-
-    def run() -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = tornado.web.Application(
-            [(r"/(.*)", _CountingFiles, {"path": str(folder)})], served=served
-        )
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        server = tornado.httpserver.HTTPServer(app)
-        server.add_sockets(sockets)
-        state.update(loop=loop, port=sockets[0].getsockname()[1])
-        ready.set()
-        loop.run_forever()
-        server.stop()
-        loop.run_until_complete(server.close_all_connections())
-        loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield Server(folder, f"http://127.0.0.1:{state['port']}", served)
-    state["loop"].call_soon_threadsafe(state["loop"].stop)
-    thread.join(10)
-
-
-#: How a client reading COGs over HTTP would set GDAL: range requests in parallel, merged
-#: when adjacent, and no probing of sidecar files (geosr sets the rest, REMOTE_DEFAULTS).
-HTTP_ENV = {
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
-    "GDAL_HTTP_MULTIRANGE": "YES",
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-}
 
 
 def write_cog(destination: Path, size: int) -> Path:

@@ -5,7 +5,7 @@ Item schema and the projection v2.0.0, eo v1.1.0 and raster v1.1.0 extension sch
 in tests/data/stac-schemas (see PROVENANCE.md): no network at test time.
 
 In: an Item built here with pystac over the real Sentinel-2 L2A test product's band files,
-served with them by the tests' own HTTP server (tests/test_sources.py), read by URL (with a
+served with them by the tests' own HTTP server (tests/http_server.py), read by URL (with a
 token that must reach no message or log), as a ``pystac.Item``, and by common name."""
 
 from __future__ import annotations
@@ -34,15 +34,13 @@ from referencing.jsonschema import DRAFT7
 
 import geosr
 from geosr.products import open_product
-from tests import test_products, test_sources
+from tests import test_products
 from tests.conftest import LANDSAT8, write_crop
 from tests.datasets import TEST_DATA
-from tests.test_products import L2A, L2A_IMG, RGBN, _geosr
-from tests.test_sources import SECRET, Server, _one_line
+from tests.http_server import SECRET, Server
+from tests.test_products import L2A, L2A_IMG, RGBN, _geosr, _one_line
 
-# fixtures reused: the tiny x4 model of test_products, the HTTP server of test_sources
-model = test_products.model
-http_server = test_sources.http_server
+model = test_products.model  # the tiny x4 model fixture, reused
 
 # --- the STAC schemas, offline ------------------------------------------------------------------
 
