@@ -5,7 +5,7 @@ Each file's band is named by ``band_names=``, else by the file's band descriptio
 the band name its file name ends with (``..._B8A.jp2``, ``..._B4.TIF``), else by its file
 name. Sentinel-2 and Landsat names bring their wavelengths from the band tables; files that
 sit in a SAFE or Landsat product folder bring that product's band metadata (scale and
-offset to reflectance, nodata, wavelength), read from its metadata file.
+offset to reflectance, wavelength), read from its metadata file.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def read_band_files(
 
 
 def _from_product(band: ProductBand) -> ProductBand:
-    """``band`` with its product's metadata (scale, offset, nodata, wavelength ...) when its
+    """``band`` with its product's metadata (scale, offset, wavelength ...) when its
     file lies in a SAFE or Landsat product folder, found by its metadata file."""
     if not is_local(band.file):
         return band
@@ -96,6 +96,7 @@ def _from_product(band: ProductBand) -> ProductBand:
             return band
         for known in product.bands:
             if Path(known.file).resolve() == path:
-                return dataclasses.replace(known, label=band.label)
+                # nodata stays the file's own: it must agree with the other files given
+                return dataclasses.replace(known, label=band.label, nodata=band.nodata)
         return band
     return band
