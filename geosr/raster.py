@@ -165,7 +165,7 @@ def open_info(source: Sources, bands: Sequence[int] | None = None) -> RasterInfo
     """
     if isinstance(source, str | os.PathLike):
         name = dataset_name(source)
-        info = _open_one(name, _label(source, name), (name,), name_stem(name))
+        info = open_dataset_info(name, _label(source, name), (name,), name_stem(name))
     else:
         info = _open_stack(list(source))  # an iterator can be read only once
     label = info.label
@@ -203,7 +203,8 @@ def _label(source: Source, name: str) -> str:
     return name if is_local(name) else redact(os.fspath(source))
 
 
-def _check_exists(name: str, label: str) -> None:
+def check_exists(name: str, label: str) -> None:
+    """Refuse a local file that does not exist, or a folder, in one line (``label`` names it)."""
     if not is_local(name):
         return  # GDAL tells when it opens it; stat() on a URL would mean another request
     path = Path(name)
@@ -213,18 +214,21 @@ def _check_exists(name: str, label: str) -> None:
         raise NotARasterError(f"input {label} is a folder; pass a raster file such as a GeoTIFF")
 
 
-def _open_one(name: str, label: str, files: tuple[str, ...], stem: str) -> RasterInfo:
-    _check_exists(name, label)
+def open_dataset_info(name: str, label: str, files: tuple[str, ...], stem: str) -> RasterInfo:
+    """Open the GDAL dataset ``name`` (a file, URL or VRT XML), describe it and read its first
+    and last blocks; ``files`` are the dataset names it reads, ``stem`` starts output names."""
+    check_exists(name, label)
     try:
         with open_raster(name) as src:
             info = _describe(src, name, label, files, stem)
             _probe_blocks(src, label)
     except RasterioIOError as exc:
-        raise _open_error(name, label, exc) from None
+        raise open_error(name, label, exc) from None
     return info
 
 
-def _open_error(name: str, label: str, exc: BaseException) -> InputError | InputNotFoundError:
+def open_error(name: str, label: str, exc: BaseException) -> InputError | InputNotFoundError:
+    """The one-line geosr error for GDAL failing to open ``name``."""
     reason = redact(_gdal_reason(exc))
     if not is_local(name) and not name.lstrip().startswith("<"):
         if any(s in reason for s in ("404", "does not exist", "No such file")):
@@ -259,12 +263,14 @@ def _open_stack(sources: Sequence[Source]) -> RasterInfo:
     first = members[0].label
     label = f"stack of {first}" + (f" and {len(members) - 1} more" if len(members) > 1 else "")
     files = tuple(m.name for m in members)
-    return _open_one(stack_vrt(members), label, files, f"{name_stem(members[0].name)}_stack")
+    return open_dataset_info(
+        stack_vrt(members), label, files, f"{name_stem(members[0].name)}_stack"
+    )
 
 
 def _stack_member(source: Source, name: str) -> StackMember:
     label = _label(source, name)
-    _check_exists(name, label)
+    check_exists(name, label)
     try:
         with open_raster(name) as src:
             if src.count != 1:
@@ -288,7 +294,7 @@ def _stack_member(source: Source, name: str) -> StackMember:
                 mask=MaskFlags.per_dataset in src.mask_flag_enums[0],
             )
     except RasterioIOError as exc:
-        raise _open_error(name, label, exc) from None
+        raise open_error(name, label, exc) from None
 
 
 def _describe(

@@ -34,7 +34,7 @@ from geosr.products.model import (
 )
 from geosr.products.sentinel2 import find_metadata, read_safe
 from geosr.products.vrt import ALIGNER, aligned_vrt, common_dtype, needs_resampling, quality_vrt
-from geosr.raster import QualitySource, RasterInfo, Sources, _open_one, open_info
+from geosr.raster import QualitySource, RasterInfo, Sources, open_dataset_info, open_info
 from geosr.sources import dataset_name, dataset_names, is_local, redact
 
 __all__ = [
@@ -266,7 +266,7 @@ def product_info(
     vrt = aligned_vrt(selected, grid, dtype=dtype, nodata=nodata, tags=tags)
     sources = [product.label, *(b.file for b in selected), *(q.file for q in quality)]
     files = tuple(dict.fromkeys(f for f in sources if not is_local(f) or Path(f).exists()))
-    info = _open_one(vrt, product.label, files, product.stem)
+    info = open_dataset_info(vrt, product.label, files, product.stem)
     return dataclasses.replace(
         info, quality=tuple(QualitySource(quality_vrt(q, grid), q.rule) for q in quality)
     )

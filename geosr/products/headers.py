@@ -10,7 +10,7 @@ from rasterio.errors import RasterioIOError
 from geosr.errors import InputError
 from geosr.products.bands import BandSpec
 from geosr.products.model import Grid, ProductBand, QualityBand, QualityRule
-from geosr.raster import _check_exists, _open_error, open_raster
+from geosr.raster import check_exists, open_error, open_raster
 
 
 def read_header(name: str, label: str, index: int = 1) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def read_header(name: str, label: str, index: int = 1) -> dict[str, Any]:
         NotARasterError: GDAL cannot read it.
         InputError: it has no band ``index``.
     """
-    _check_exists(name, label)
+    check_exists(name, label)
     try:
         with open_raster(name) as src:
             if not 1 <= index <= src.count:
@@ -40,7 +40,7 @@ def read_header(name: str, label: str, index: int = 1) -> dict[str, Any]:
                 "mask": MaskFlags.per_dataset in src.mask_flag_enums[index - 1],
             }
     except RasterioIOError as exc:
-        raise _open_error(name, label, exc) from None
+        raise open_error(name, label, exc) from None
 
 
 def product_band(
