@@ -176,25 +176,35 @@ def open_info(source: Sources, bands: Sequence[int] | None = None) -> RasterInfo
         )
     if info.dtype not in SUPPORTED_DTYPES:
         raise InputError(f"{label} has unsupported data type {info.dtype}; convert it to float32")
-    if bands:
-        bad = [b for b in bands if not 1 <= int(b) <= info.count]
-        if bad:
-            raise InputError(
-                f"band(s) {', '.join(map(str, bad))} do not exist in {label}, which has "
-                f"{info.count} band(s) numbered 1 to {info.count}"
-            )
-        info = dataclasses.replace(info, bands=tuple(int(b) for b in bands))
-    if not info.network_bands:
-        raise InputError(
-            f"band {info.alpha} of {label} is its alpha band (a mask, carried as it is); "
-            "select at least one other band"
-        )
+    info = select_bands(info, bands)
     if not info.georeferenced:
         warnings.warn(
             f"{label} has no CRS or geotransform; the output will be upscaled in pixel space "
             "and is not georeferenced either",
             NotGeoreferencedWarning,
             stacklevel=2,
+        )
+    return info
+
+
+def select_bands(info: RasterInfo, bands: Sequence[int] | None) -> RasterInfo:
+    """``info`` with ``bands`` (1-based numbers) selected for processing; all when None.
+
+    Raises:
+        InputError: a band the raster lacks, or only its alpha band.
+    """
+    if bands:
+        bad = [b for b in bands if not 1 <= int(b) <= info.count]
+        if bad:
+            raise InputError(
+                f"band(s) {', '.join(map(str, bad))} do not exist in {info.label}, which has "
+                f"{info.count} band(s) numbered 1 to {info.count}"
+            )
+        info = dataclasses.replace(info, bands=tuple(int(b) for b in bands))
+    if not info.network_bands:
+        raise InputError(
+            f"band {info.alpha} of {info.label} is its alpha band (a mask, carried as it is); "
+            "select at least one other band"
         )
     return info
 

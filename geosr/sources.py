@@ -189,6 +189,15 @@ def _both_nan(a: object, b: object) -> bool:
     return isinstance(a, float) and isinstance(b, float) and a != a and b != b
 
 
+def vrt_root(width: int, height: int, crs: CRS | None, transform: Affine) -> ET.Element:
+    """The ``VRTDataset`` element of an in-memory VRT on a grid: size, SRS, geotransform."""
+    root = ET.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
+    if crs is not None:
+        ET.SubElement(root, "SRS").text = crs.to_wkt()
+    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(v) for v in transform.to_gdal())
+    return root
+
+
 def stack_vrt(members: Sequence[StackMember]) -> str:
     """An in-memory VRT (its XML, which GDAL opens as a dataset name) stacking the members in
     order, band *i* from member *i*, each band described by its member's file name stem.
@@ -197,10 +206,7 @@ def stack_vrt(members: Sequence[StackMember]) -> str:
     valid only where every masked member is valid, so the stack reads as a masked raster does.
     """
     first = members[0]
-    root = ET.Element("VRTDataset", rasterXSize=str(first.width), rasterYSize=str(first.height))
-    if first.crs is not None:
-        ET.SubElement(root, "SRS").text = first.crs.to_wkt()
-    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(v) for v in first.transform.to_gdal())
+    root = vrt_root(first.width, first.height, first.crs, first.transform)
     gdal_type = typename_fwd[dtype_rev[first.dtype]]
     for index, member in enumerate(members, start=1):
         band = ET.SubElement(root, "VRTRasterBand", dataType=gdal_type, band=str(index))

@@ -21,6 +21,7 @@ from typing import Any
 
 from geosr.errors import ConfigError, InputError, NotARasterError
 from geosr.products.files import read_band_files
+from geosr.products.headers import read_header
 from geosr.products.landsat import find_mtl, read_landsat
 from geosr.products.model import (
     MASK_MODES,
@@ -34,7 +35,14 @@ from geosr.products.model import (
 )
 from geosr.products.sentinel2 import find_metadata, read_safe
 from geosr.products.vrt import ALIGNER, aligned_vrt, common_dtype, needs_resampling, quality_vrt
-from geosr.raster import QualitySource, RasterInfo, Sources, open_dataset_info, open_info
+from geosr.raster import (
+    QualitySource,
+    RasterInfo,
+    Sources,
+    open_dataset_info,
+    open_info,
+    select_bands,
+)
 from geosr.sources import dataset_name, dataset_names, is_local, redact
 
 __all__ = [
@@ -130,8 +138,7 @@ def open_source(
             )
         info = dataclasses.replace(info, descriptions=tuple(str(n) for n in band_names))
     if bands:
-        numbers = [_band_number(info, b) for b in bands]
-        info = dataclasses.replace(open_info(source, numbers), descriptions=info.descriptions)
+        info = select_bands(info, [_band_number(info, b) for b in bands])
     if mode == "clouds":
         raise InputError(
             f"{info.label} is a raster without a cloud mask band (SCL, QA_PIXEL or BQA); "
@@ -214,14 +221,14 @@ def _band_files(sources: list[Any], band_names: Sequence[str] | None) -> Product
     labels = [
         n if is_local(n) else redact(os.fspath(s)) for s, n in zip(sources, names, strict=True)
     ]
-    product = read_band_files(names, labels, band_names)
+    headers = [read_header(name, label) for name, label in zip(names, labels, strict=True)]
     grids = {
-        (b.grid.width, b.grid.height, tuple(b.grid.transform)[:6], b.grid.crs)
-        for b in product.bands
+        (h["grid"].width, h["grid"].height, tuple(h["grid"].transform)[:6], h["grid"].crs)
+        for h in headers
     }
     if len(grids) == 1:
         return None  # one grid: the band stack of geosr.raster
-    return product
+    return read_band_files(names, labels, band_names, headers)
 
 
 def check_mask_mode(mask: Any) -> str | None:

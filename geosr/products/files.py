@@ -14,6 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from geosr.errors import InputError
 from geosr.products.bands import band_name_in, sensor_table
@@ -27,9 +28,13 @@ log = logging.getLogger(__name__)
 
 
 def read_band_files(
-    names: Sequence[str], labels: Sequence[str], band_names: Sequence[str] | None = None
+    names: Sequence[str],
+    labels: Sequence[str],
+    band_names: Sequence[str] | None = None,
+    headers: Sequence[dict[str, Any]] | None = None,
 ) -> Product:
-    """The product made of the single-band rasters ``names`` (GDAL names), in order.
+    """The product made of the single-band rasters ``names`` (GDAL names), in order;
+    ``headers`` are their :func:`read_header`, when the caller has read them already.
 
     Raises:
         InputError: a file with more than one band, ``band_names`` of another length, or two
@@ -41,7 +46,7 @@ def read_band_files(
         )
     bands: list[ProductBand] = []
     for position, (name, label) in enumerate(zip(names, labels, strict=True)):
-        header = read_header(name, label)
+        header = headers[position] if headers is not None else read_header(name, label)
         if header["count"] != 1:
             raise InputError(
                 f"{label} has {header['count']} bands but a stack takes single-band rasters; "
@@ -59,7 +64,8 @@ def read_band_files(
         if spec is not None:
             band_name = spec.name
         bands.append(product_band(band_name, name, label, spec, header=header))
-    bands = [_from_product(band) for band in bands]
+    products: dict[Path, Product | None] = {}
+    bands = [_from_product(band, products) for band in bands]
     seen = [band.name.upper() for band in bands]
     twice = sorted({n for n in seen if seen.count(n) > 1})
     if twice:
@@ -79,24 +85,25 @@ def read_band_files(
     )
 
 
-def _from_product(band: ProductBand) -> ProductBand:
+def _from_product(band: ProductBand, read: dict[Path, Product | None]) -> ProductBand:
     """``band`` with its product's metadata (scale, offset, wavelength ...) when its
-    file lies in a SAFE or Landsat product folder, found by its metadata file."""
+    file lies in a SAFE or Landsat product folder, found by its metadata file; ``read``
+    holds the products read so far, so files of one product read it once."""
     if not is_local(band.file):
         return band
     path = Path(band.file).resolve()
-    for folder in list(path.parents)[:6]:
-        reader = read_safe if find_metadata(folder) else read_landsat if find_mtl(folder) else None
-        if reader is None:
-            continue
-        try:
-            product = reader(folder)
-        except InputError as exc:  # the files were asked for, not their product: read them as files
-            log.warning("band metadata of %s not taken from its product: %s", band.label, exc)
-            return band
-        for known in product.bands:
-            if Path(known.file).resolve() == path:
-                # nodata stays the file's own: it must agree with the other files given
-                return dataclasses.replace(known, label=band.label, nodata=band.nodata)
+    folder = next((f for f in list(path.parents)[:6] if find_metadata(f) or find_mtl(f)), None)
+    if folder is None:
         return band
+    if folder not in read:
+        try:
+            read[folder] = read_safe(folder) if find_metadata(folder) else read_landsat(folder)
+        except InputError as exc:  # the files were asked for, not their product: read them as files
+            log.warning("band metadata of files in %s not taken from it: %s", folder, exc)
+            read[folder] = None
+    product = read[folder]
+    for known in product.bands if product else ():
+        if Path(known.file).resolve() == path:
+            # nodata stays the file's own: it must agree with the other files given
+            return dataclasses.replace(known, label=band.label, nodata=band.nodata)
     return band

@@ -18,7 +18,7 @@ import numpy as np
 from rasterio.dtypes import dtype_rev, typename_fwd
 
 from geosr.products.model import Grid, ProductBand, QualityBand
-from geosr.sources import mask_band
+from geosr.sources import mask_band, vrt_root
 
 #: The aligner this module implements, as the GEOSR_ALIGNER tag names it.
 ALIGNER = "cubic"
@@ -89,11 +89,7 @@ def common_dtype(bands: Sequence[ProductBand]) -> str:
 
 
 def _dataset(grid: Grid) -> ET.Element:
-    root = ET.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
-    if grid.crs is not None:
-        ET.SubElement(root, "SRS").text = grid.crs.to_wkt()
-    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(v) for v in grid.transform.to_gdal())
-    return root
+    return vrt_root(grid.width, grid.height, grid.crs, grid.transform)
 
 
 def _metadata(element: ET.Element, tags: dict[str, str]) -> None:
