@@ -28,10 +28,13 @@ from torch import nn
 from geosr.errors import CheckpointError, ModelError, ModelNotFoundError
 from geosr.fileutil import default_file_mode
 from geosr.models import PRESETS, GeneratorConfig, build_generator
+from geosr.models.guided import GuidedConfig, GuidedModel
 
 log = logging.getLogger(__name__)
 
 FORMAT = "geosr-model/1"
+#: The format of guided models (:mod:`geosr.models.guided`).
+GUIDED_FORMAT = "geosr-guided/1"
 METADATA_KEY = "geosr"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: Names users may pass instead of a path; ``default`` is the bundled SRGAN.
@@ -373,6 +376,7 @@ def _load_weights(
             f"{path} has no geosr metadata: it was not written by geosr.save_model; "
             "build the model with geosr.build_model, load its weights, and save it with geosr.save_model"
         )
+    _refuse_guided(path, metadata)
     try:
         meta = ModelMeta.from_dict(metadata[METADATA_KEY])
     except (TypeError, KeyError, ValueError) as exc:
@@ -436,7 +440,129 @@ def read_meta(path_or_name: str | os.PathLike[str]) -> ModelMeta:
         raise CheckpointError(
             f"{path} has no geosr metadata: it was not written by geosr.save_model"
         )
+    _refuse_guided(path, metadata)
     return ModelMeta.from_dict(metadata[METADATA_KEY])
+
+
+def _refuse_guided(path: Path, metadata: Mapping[str, Any]) -> None:
+    if (metadata.get(METADATA_KEY) or {}).get("format") == GUIDED_FORMAT:
+        raise ModelError(
+            f"{path.name} is a guided model (it brings a product's coarse bands to its finest "
+            "grid); pass it as guided= (--guided), and a super-resolution model as model="
+        )
+
+
+@dataclass(frozen=True)
+class GuidedMeta:
+    """Everything needed to use a guided model on products, stored beside its weights.
+
+    Attributes:
+        stages: the networks by stage name, each with its target and guide band names and
+            its ratio (:class:`~geosr.models.guided.GuidedConfig`).
+        normalization: per-band, per-scene robust percentiles (statistics of the whole
+            product, never per chunk, so tiles stay seamless).
+        holdout: fraction of rows (at the bottom of each product) kept out of training, the
+            rows ``geosr evaluate --guided`` scores by default.
+        mtf: the sensor MTF at Nyquist of the Gaussian that degraded training inputs.
+        trained_on, name, description: provenance, shown by ``geosr info``.
+    """
+
+    stages: dict[str, GuidedConfig]
+    normalization: Normalization = field(default_factory=Normalization)
+    holdout: float = 0.2
+    mtf: float = 0.3
+    trained_on: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stages"] = {k: v.to_dict() for k, v in self.stages.items()}
+        data["format"] = GUIDED_FORMAT
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GuidedMeta:
+        values = dict(data)
+        fmt = values.pop("format", None)
+        if fmt != GUIDED_FORMAT:
+            raise CheckpointError(
+                f"unknown guided model format {fmt!r}; this geosr reads {GUIDED_FORMAT}"
+            )
+        values["stages"] = {k: GuidedConfig.from_dict(v) for k, v in values["stages"].items()}
+        values["normalization"] = Normalization.from_dict(values.get("normalization") or {})
+        return cls(**values)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(t for cfg in self.stages.values() for t in cfg.targets)
+
+    def summary(self) -> str:
+        """Human-readable multi-line description, as ``geosr info`` prints it."""
+        lines = [f"name:          {self.name or '(unnamed)'}", "kind:          guided"]
+        for stage, cfg in self.stages.items():
+            lines.append(
+                f"stage {stage}: {', '.join(cfg.targets)} x{cfg.ratio}, guided by "
+                f"{', '.join(cfg.guides)} (width {cfg.width}, {cfg.blocks} blocks)"
+            )
+        n = self.normalization
+        lines.append(
+            f"normalization: per scene, percentiles {n.percentiles[0]:g}-{n.percentiles[1]:g}"
+        )
+        if self.description:
+            lines.append(f"description:   {self.description}")
+        for key, value in self.trained_on.items():
+            lines.append(f"trained on:    {key}: {value}")
+        return "\n".join(lines)
+
+
+def build_guided(meta: GuidedMeta) -> GuidedModel:
+    """An untrained guided model with ``meta`` attached as ``model.meta``."""
+    model = GuidedModel(meta.stages)
+    model.meta = meta
+    return model
+
+
+def save_guided(model: GuidedModel, path: str | os.PathLike[str], **meta_updates: Any) -> Path:
+    """Write a guided model and its metadata to one ``.safetensors`` file, atomically."""
+    meta = model.meta
+    if meta_updates:
+        meta = replace(meta, **meta_updates)
+    return save_tensors(path, _cpu_tensors(model.state_dict()), {METADATA_KEY: meta.to_dict()})
+
+
+def load_guided(path_or_name: str | os.PathLike[str]) -> GuidedModel:
+    """Load a guided model (``s2-guided``, ``landsat-pan`` or a ``.safetensors`` file) in eval
+    mode on the CPU, with ``model.meta``; never unpickles."""
+    path = resolve_model_path(path_or_name)
+    tensors, metadata = load_tensors(path)
+    meta = _guided_meta(path, metadata)
+    model = build_guided(meta)
+    _check_weights(path, model.state_dict(), tensors)
+    model.load_state_dict(tensors, strict=True)
+    return model.eval()
+
+
+def is_guided(path_or_name: str | os.PathLike[str]) -> bool:
+    """Whether a model file or bundled name holds a guided model."""
+    metadata = read_header(resolve_model_path(path_or_name))
+    return (metadata.get(METADATA_KEY) or {}).get("format") == GUIDED_FORMAT
+
+
+def _guided_meta(path: Path, metadata: Mapping[str, Any]) -> GuidedMeta:
+    data = metadata.get(METADATA_KEY)
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{path} has no geosr metadata: it was not written by geosr")
+    if data.get("format") == FORMAT:
+        raise ModelError(
+            f"{path} is a super-resolution model, not a guided one; pass it as model= (--model)"
+        )
+    try:
+        return GuidedMeta.from_dict(data)
+    except (TypeError, KeyError, ValueError) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        raise CheckpointError(f"{path} has invalid guided metadata ({exc}); re-export it") from None
 
 
 def interpolate_models(fidelity: nn.Module, texture: nn.Module, alpha: float) -> nn.Module:

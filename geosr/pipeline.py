@@ -44,9 +44,11 @@ from geosr.errors import (
 )
 from geosr.nodata import FILL_RADIUS, fill_invalid, valid_mask
 from geosr.products import (
+    Product,
     input_files,
     is_stac_item,
     open_source,
+    product_info,
     product_output_path,
     remote_names,
 )
@@ -67,6 +69,7 @@ from geosr.raster import (
     read_sample,
     sample_array,
     sample_mask,
+    select_bands,
 )
 from geosr.sources import remote_env
 from geosr.version import __version__
@@ -1356,6 +1359,8 @@ def open_dataarray(
     band_names: Sequence[str] | None = None,
     mask: str | None = "auto",
     chunk_size: int | None = None,
+    guided: Any = "auto",
+    device: str | torch.device = "auto",
 ) -> xr.DataArray:
     """A raster or a product (see :func:`upscale`) as a lazy, georeferenced DataArray
     (``band, y, x``) on its finest band's grid, ready for ``.geosr.upscale()`` or any xarray
@@ -1368,9 +1373,12 @@ def open_dataarray(
         >>> sr = geosr.open_dataarray("S2A_MSIL2A_...SAFE", bands=["B04", "B03", "B02"])  # doctest: +SKIP
         >>> sr.geosr.upscale().geosr.to_raster("rgb_x4.tif")  # doctest: +SKIP
     """
-    info, _ = open_source(source, bands, band_names=band_names, mask=mask)
-    size = chunk_side(chunk_size)
-    data = dataarray_from_info(info, size)
+    if not isinstance(source, str | os.PathLike) and not is_stac_item(source):
+        source = list(source)
+    with remote_env(remote_names(source)):
+        info, _, data, size = open_aligned(
+            source, bands, band_names, mask, guided, chunk_side(chunk_size), device
+        )
     valid = lazy_mask(info, size)
     nodata = info.nodata
     if valid is not None and nodata is None:
@@ -1395,6 +1403,7 @@ def upscale(
     band_names: Sequence[str] | None = None,
     mask: str | None = "auto",
     resolution: float | None = None,
+    guided: Any = "auto",
     chunk_size: int | None = None,
     overlap: int | None = None,
     device: str | torch.device = "auto",
@@ -1456,7 +1465,12 @@ def upscale(
             and are the output's mask.
         resolution: the output pixel size in CRS units: the finest band's pixel divided by
             the model's scale (the default), or the finest band's pixel itself, which runs
-            the aligner only (no network).
+            the aligner only (no super-resolution network).
+        guided: how a product's coarser bands reach its finest grid: ``"auto"`` (default: the
+            bundled guided model of its sensor, ``s2-guided`` or ``landsat-pan``, when the
+            product has its guide bands), a guided model's name or ``.safetensors`` file, or
+            None (cubic resampling). The guided model's grid is the output's base grid (for
+            Landsat: the 30 m grid cut in two, which the pan band guides).
         stac: also write a STAC Item (``<output stem>.json``) describing the output, with the
             projection, eo and raster extensions.
         chunk_size: input pixels per chunk side (default 512).
@@ -1484,7 +1498,10 @@ def upscale(
     if not isinstance(input, str | os.PathLike) and not is_stac_item(input):
         input = list(input)  # read more than once: an iterator would be spent
     with remote_env(remote_names(input)):
-        info, product = open_source(input, bands, band_names=band_names, mask=mask)
+        size = chunk_side(chunk_size)
+        info, product, source, size = open_aligned(
+            input, bands, band_names, mask, guided, size, device
+        )
         out_scale = output_scale(info, meta.scale, resolution)
         if out_scale != 1:
             _check_file_bands(meta, info)
@@ -1509,7 +1526,6 @@ def upscale(
             out_path = check_output_path(info.local_files, output, overwrite)
         if stac:  # refuse before any work
             stac_item_path(out_path, overwrite, [*info.local_files, *input_files(input)])
-        size = chunk_side(chunk_size)
         runner_options = {
             "device": device,
             "tile_size": tile_size,
@@ -1519,7 +1535,6 @@ def upscale(
         }
         active_client(scheduler)  # refuses an unknown scheduler before any work
         log.info("upscaling %s to %s", info.label, out_path)
-        source = dataarray_from_info(info, size)
         # an alpha band among the outputs masks the others itself; else read the mask
         alpha = info.selected.index(info.alpha) + 1 if info.alpha in info.selected else None
         valid = lazy_mask(info, size) if alpha is None else None
@@ -1572,6 +1587,63 @@ def upscale(
             write_stac_item(out_path, info, product, out_scale, label, cog=cog, overwrite=overwrite)
     log.info("wrote %s in %.1f s", out_path, time.perf_counter() - started)
     return out_path
+
+
+def open_aligned(
+    input: Any,
+    bands: Sequence[int | str] | None,
+    band_names: Sequence[str] | None,
+    mask: str | None,
+    guided: Any,
+    size: int,
+    device: str | torch.device,
+) -> tuple[RasterInfo, Product | None, xr.DataArray, int]:
+    """An input opened (:func:`~geosr.products.open_source`) as a lazy DataArray of its
+    selected bands, a product's aligned on its finest grid: by its guided model where one
+    covers them (:mod:`geosr.aligner`), else by cubic resampling; with the chunk side used (a
+    multiple of the guided ratios), and the product if it is one."""
+    from geosr.aligner import (
+        chunk_multiple,
+        guided_arrays,
+        guided_label,
+        guided_stages,
+        output_grid,
+        resolve_guided,
+    )
+
+    info, product = open_source(input, bands, band_names=band_names, mask=mask)
+    model = resolve_guided(guided, product)
+    stages = guided_stages(product, model) if model is not None and product else []
+    selected = product.select(bands) if product is not None else ()
+    wanted = {b.name for b in selected}
+    stages = [s for s in stages if any(b is not None and b.name in wanted for b in s.targets)]
+    if model is None or not stages:
+        return info, product, dataarray_from_info(info, size), size
+    grid = output_grid(stages)
+    covered = {b.name for s in stages for b in s.targets if b is not None}
+    cubic = [
+        b.name
+        for b in selected
+        if b.name not in covered and (b.grid.width, b.grid.height) != (grid.width, grid.height)
+    ]
+    label = guided_label(model, stages, cubic)
+    info = product_info(product, bands, mask, grid=grid, aligner=label)
+    multiple = chunk_multiple(stages)
+    size = max(multiple, size // multiple * multiple)
+    guided_bands = guided_arrays(stages, model, size, resolve_device(device), info.label)
+    names = info.band_names()
+    rest = [n for n, name in zip(info.selected, names, strict=True) if name not in guided_bands]
+    rest_data = lazy_array(select_bands(info, rest), size) if rest else None
+    layers = []
+    for number, name in zip(info.selected, names, strict=True):
+        if name in guided_bands:
+            layers.append(guided_bands[name].astype(info.dtype)[None])
+        else:
+            layers.append(rest_data[rest.index(number)][None])
+    log.info("aligner: %s", label)
+    data = dataarray_from_info(info, size)
+    data = data.copy(data=da.concatenate(layers, axis=0).rechunk({0: -1}))
+    return info, product, data, size
 
 
 def output_scale(info: RasterInfo, model_scale: int, resolution: float | None) -> int:

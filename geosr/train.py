@@ -49,7 +49,11 @@ __all__ = [
 ]
 
 #: Options with a fixed set of values (the others are checked by :class:`TrainConfig`).
-CHOICES: dict[str, Sequence[str]] = {"stage": STAGES, "lr_schedule": LR_SCHEDULES}
+CHOICES: dict[str, Sequence[str]] = {
+    "stage": STAGES,
+    "lr_schedule": LR_SCHEDULES,
+    "sensor": ("sentinel-2", "landsat"),
+}
 PATH_OPTIONS = ("data", "val_data")
 
 
@@ -114,11 +118,18 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 def _train(args: argparse.Namespace, events: EventStream) -> int:
     try:
         config = resolve_config(args)
-        trainer = Trainer(config, resume=getattr(args, "resume", False), progress=args.progress)
+        if config.stage == "guided":
+            from geosr.training.guided import GuidedTrainer
+
+            trainer = GuidedTrainer(
+                config, resume=getattr(args, "resume", False), progress=args.progress
+            )
+        else:
+            trainer = Trainer(config, resume=getattr(args, "resume", False), progress=args.progress)
         best = trainer.run()
     finally:
         shutdown_distributed()
-    if trainer.dist.main:
+    if getattr(trainer, "dist", None) is None or trainer.dist.main:
         events.emit("done", output=str(best.resolve()), steps=trainer.step)
         if not events.enabled:
             print(best)

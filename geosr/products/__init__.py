@@ -240,9 +240,16 @@ def check_mask_mode(mask: Any) -> str | None:
 
 
 def product_info(
-    product: Product, bands: Sequence[int | str] | None = None, mask: str | None = "auto"
+    product: Product,
+    bands: Sequence[int | str] | None = None,
+    mask: str | None = "auto",
+    *,
+    grid: Grid | None = None,
+    aligner: str | None = None,
 ) -> RasterInfo:
-    """The bands selected from ``product`` as one raster on the finest selected grid.
+    """The bands selected from ``product`` as one raster on the finest selected grid, or on
+    ``grid`` (a guided model's fine grid); ``aligner`` names what aligns them (the
+    ``GEOSR_ALIGNER`` tag; default: cubic where a band needs resampling).
 
     Raises:
         InputError: an unknown band, bands that do not share a footprint or a nodata value,
@@ -259,12 +266,14 @@ def product_info(
     selected = product.select(bands)
     quality = product.quality if mode == "clouds" else ()
     check_footprints(product.label, [*selected, *quality])
-    grid = finest_grid(selected)
+    grid = grid or finest_grid(selected)
     nodata = None if mode is None else _common_nodata(product, selected)
+    if aligner is None:
+        aligner = ALIGNER if needs_resampling(selected, grid) else "none"
     tags = {
         **product.tags,
         "GEOSR_PRODUCT": product.kind,
-        "GEOSR_ALIGNER": ALIGNER if needs_resampling(selected, grid) else "none",
+        "GEOSR_ALIGNER": aligner,
         "GEOSR_MASK": str(mode) if mode is None else mode,
     }
     if quality:

@@ -15,7 +15,7 @@ from geosr.data import DataConfig, DegradationConfig
 from geosr.errors import ConfigError, ModelError
 from geosr.losses import LossConfig
 
-STAGES = ("pretrain", "gan")
+STAGES = ("pretrain", "gan", "guided")
 LR_SCHEDULES = ("step", "cosine")
 CONFIG_FILE = "config.toml"
 
@@ -77,10 +77,17 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     name: str | None = None
+    sensor: str | None = None
+    targets: list[str] = field(default_factory=list)
+    guides: list[str] = field(default_factory=list)
+    ratio: int = 2
+    mtf: float = 0.3
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
-            raise ConfigError(f"unknown stage {self.stage!r}; use 'pretrain' or 'gan'")
+            raise ConfigError(f"unknown stage {self.stage!r}; use 'pretrain', 'gan' or 'guided'")
+        if not 0 < self.mtf < 1:
+            raise ConfigError(f"mtf must be between 0 and 1, got {self.mtf}")
         for name in ("steps", "batch_size", "val_every", "disc_width"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -160,7 +167,7 @@ HELP: dict[str, str] = {
     "data": "training scenes: GeoTIFF files, folders or glob patterns",
     "out": "output folder for checkpoints, config and metrics",
     "val_data": "separate validation scenes (default: the bottom rows of each training scene)",
-    "stage": "pretrain (pixel loss only) or gan (adds discriminator, content, adversarial)",
+    "stage": "pretrain (pixel loss only), gan (adds discriminator, content, adversarial) or guided (a guided model from --data products by Wald's protocol)",
     "bands": "band count of a multiband model; omit for a band-shared model (any band count), or with --init for the init model's",
     "scale": "upscaling factor: 2, 4 or 8 (with --init: the init model's)",
     "steps": "optimisation steps of this stage (a resumed run continues up to it)",
@@ -207,6 +214,11 @@ HELP: dict[str, str] = {
     "device": "auto, cpu or cuda (under torchrun: cuda:LOCAL_RANK)",
     "amp": "mixed precision on CUDA",
     "name": "model name stored in the checkpoint",
+    "sensor": "guided stage: the stages of a sensor's bundled guided model, sentinel-2 (20 m bands x2 and 60 m bands x6, guided by B02 B03 B04 B08) or landsat (30 m bands x2, guided by the pan band B8)",
+    "targets": "guided stage: coarse band names to restore (instead of --sensor)",
+    "guides": "guided stage: fine band names that guide them (instead of --sensor)",
+    "ratio": "guided stage: coarse pixel over fine pixel, 2, 3, 4 or 6 (with --targets)",
+    "mtf": "guided stage: the sensor MTF at Nyquist of the Gaussian that degrades the products (Wald's protocol)",
 }
 
 

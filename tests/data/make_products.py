@@ -103,17 +103,24 @@ def scl(bands: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
-def make_l2a(shared: Path) -> None:
-    out = HERE / "s2_l2a_t32tmt" / L2A_SAFE
+def make_l2a(
+    shared: Path,
+    out: Path = HERE / "s2_l2a_t32tmt" / L2A_SAFE,
+    window: Window = L2A_WINDOW,
+    fill_strip: bool = True,
+) -> None:
+    """The L2A product from ``window`` of the stack (even offsets, and rows on one side of
+    its pairing shift at row 550) into ``out``."""
     shutil.rmtree(out.parent, ignore_errors=True)
     with rasterio.open(shared / L2A_STACK) as src:
-        data = src.read(window=L2A_WINDOW).astype(np.int32)
+        data = src.read(window=window).astype(np.int32)
         names = src.descriptions
-        crs, transform = src.crs, src.window_transform(L2A_WINDOW)
+        crs, transform = src.crs, src.window_transform(window)
     stem = "T32TMT_20190530T103031"
     encoded = {name: data[i] + 1000 for i, name in enumerate(names)}  # baseline 04.00 DNs
     fill = np.zeros(data.shape[1:], bool)
-    fill[:, :12] = True  # a strip of fill on the left (10 m pixels; 6 at 20 m)
+    if fill_strip:
+        fill[:, :12] = True  # a strip of fill on the left (10 m pixels; 6 at 20 m)
     files = []
     for name in L2A_TEN:
         band = np.where(fill, 0, encoded[name]).astype(np.uint16)
