@@ -321,6 +321,13 @@ def _evaluate_arguments(sub: Any) -> argparse.ArgumentParser:
         default=96,
         help="the training --patch, for --holdout (default 96)",
     )
+    ev.add_argument(
+        "--guided",
+        action="store_true",
+        help="score a guided model (--model: default the bundled one that fits each product) "
+        "on products (Sentinel-2 SAFE, Landsat folders, folders of band files) by Wald's "
+        "protocol on their held-out rows, against bicubic and classical fusion baselines",
+    )
     ev.add_argument("--bands", type=_band_list, help="1-based bands to evaluate (default all)")
     ev.add_argument("--chunk-size", type=_positive_int, help="input pixels per chunk side")
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
@@ -477,6 +484,8 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
             bars[0].update(done - bars[0].n)
 
     events.emit("start", scenes=[redact(s) for s in args.scenes])
+    if args.guided:
+        return _cmd_evaluate_guided(args, events, callback, bars)
     try:
         report = evaluate(
             args.scenes,
@@ -510,6 +519,33 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
             figure=str(args.figure or ""),
             html=str(args.html_path or ""),
         )
+    else:
+        print(report.table())
+    return 0
+
+
+def _cmd_evaluate_guided(
+    args: argparse.Namespace,
+    events: EventStream,
+    callback: Callable[[int, int], None] | None,
+    bars: list[Any],
+) -> int:
+    from geosr.evaluate_guided import evaluate_guided
+
+    try:
+        report = evaluate_guided(
+            args.scenes,
+            "auto" if args.model == "default" else args.model,
+            holdout=args.holdout,
+            json_path=args.json_path,
+            html_path=args.html_path,
+            progress=callback,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    if events.enabled:
+        events.emit("done", json=str(args.json_path or ""), html=str(args.html_path or ""))
     else:
         print(report.table())
     return 0

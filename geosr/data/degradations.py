@@ -14,7 +14,6 @@ pixel-area alignment (the one GDAL and rasterio use), so LR and HR stay co-regis
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from geosr.errors import ConfigError, InputError
+from geosr.mtf import DEFAULT_MTF_AT_NYQUIST, blur_decimate, mtf_sigma
 
 #: A degradation: ``fn(hr, scale, **options) -> lr``.
 DegradationFn = Callable[..., torch.Tensor]
@@ -32,10 +32,6 @@ DEGRADATIONS: dict[str, DegradationFn] = {}
 
 #: Kinds the ``"mixed"`` degradation draws from by default.
 DEFAULT_MIX = ("bicubic", "box", "gaussian")
-
-#: Gaussian MTF value at the LR Nyquist frequency used when no sigma is given; 0.2-0.3 is
-#: typical of Earth-observation sensors (the usual assumption of Wald's protocol).
-DEFAULT_MTF_AT_NYQUIST = 0.3
 
 
 def register(name: str) -> Callable[[DegradationFn], DegradationFn]:
@@ -82,29 +78,6 @@ def box(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return F.avg_pool2d(hr, scale)
 
 
-def mtf_sigma(scale: int, mtf_at_nyquist: float = DEFAULT_MTF_AT_NYQUIST) -> float:
-    """Gaussian sigma (HR pixels) whose MTF equals ``mtf_at_nyquist`` at the LR Nyquist frequency.
-
-    A Gaussian PSF has MTF ``exp(-2 pi^2 sigma^2 f^2)``; at ``f = 1 / (2 scale)`` cycles per HR
-    pixel this gives ``sigma = scale * sqrt(-2 ln m) / pi`` (about 0.49 * scale for m = 0.3).
-    """
-    if not 0 < mtf_at_nyquist < 1:
-        raise ConfigError(f"mtf_at_nyquist must be between 0 and 1, got {mtf_at_nyquist}")
-    return scale * math.sqrt(-2.0 * math.log(mtf_at_nyquist)) / math.pi
-
-
-def _block_gaussian_taps(scale: int, sigma: float) -> tuple[torch.Tensor, int]:
-    """Taps of a Gaussian centred on an LR pixel's centre, for a stride-``scale`` convolution.
-
-    The taps start ``radius`` pixels before the block and end ``radius`` after it; their centre
-    ``(scale - 1) / 2`` is the block centre, so even scales stay aligned (no half-pixel shift).
-    """
-    radius = max(1, math.ceil(3.0 * sigma - (scale - 1) / 2))
-    positions = torch.arange(-radius, scale + radius, dtype=torch.float64)
-    taps = torch.exp(-0.5 * ((positions - (scale - 1) / 2) / sigma) ** 2)
-    return taps / taps.sum(), radius
-
-
 @register("gaussian")
 def gaussian(hr: torch.Tensor, scale: int, sigma: float | None = None) -> torch.Tensor:
     """Gaussian blur (the sensor's MTF) and decimation to the LR grid.
@@ -114,19 +87,7 @@ def gaussian(hr: torch.Tensor, scale: int, sigma: float | None = None) -> torch.
     """
     _check(hr, scale)
     sigma = mtf_sigma(scale) if sigma is None else float(sigma)
-    if not sigma > 0:
-        raise ConfigError(f"gaussian sigma must be positive, got {sigma}")
-    taps, radius = _block_gaussian_taps(scale, sigma)
-    taps = taps.to(hr.dtype)
-    n, c, h, w = hr.shape
-    if radius >= min(h, w):
-        raise InputError(
-            f"a {h}x{w} patch is too small for gaussian sigma {sigma:g} (kernel radius {radius})"
-        )
-    x = F.pad(hr.reshape(n * c, 1, h, w), (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, taps.view(1, 1, -1, 1), stride=(scale, 1))
-    x = F.conv2d(x, taps.view(1, 1, 1, -1), stride=(1, scale))
-    return x.reshape(n, c, h // scale, w // scale)
+    return blur_decimate(hr, scale, sigma)
 
 
 def add_noise(

@@ -24,7 +24,7 @@ import torch
 
 from geosr.data.degradations import gaussian, mtf_sigma
 from geosr.errors import ConfigError, InputError
-from geosr.models.guided import GuidedConfig
+from geosr.models.guided import GuidedConfig, injection_gains
 from geosr.products import Product, open_product
 from geosr.products.guided import StageBands, read_band, stage_bands
 from geosr.products.landsat import find_mtl
@@ -57,6 +57,13 @@ class WaldScene:
     offsets: np.ndarray  # per band, targets then guides: x_norm = (x - offset) / scale
     scales: np.ndarray
     split: int
+    mtf: float
+    target_names: list[str]
+    guide_names: list[str]
+    unit_scales: np.ndarray  # per band, targets then guides: physical = DN * scale + offset
+    unit_offsets: np.ndarray
+    wavelengths: list[float | None]  # of the targets, micrometres
+    gains: np.ndarray  # (T, G): injection_gains of the degraded scene
 
     @property
     def lr_shape(self) -> tuple[int, int]:
@@ -75,7 +82,7 @@ def load_scene(
 ) -> WaldScene | None:
     """``source``'s bands for ``stage``, degraded; None when it has none of the stage's
     targets (a product may serve one stage and not another)."""
-    product = _open(source)
+    product = open_training_product(source)
     if product is None:
         raise InputError(
             f"{source} is not a product (Sentinel-2 SAFE, Landsat folder or MTL, STAC item); "
@@ -101,7 +108,7 @@ def _statistics(band: np.ndarray, nodata: float | None) -> tuple[float, float]:
     return float(stats.offset[0]), float(stats.scale[0])
 
 
-def _open(source: str) -> Product | None:
+def open_training_product(source: str) -> Product | None:
     """A product, or a folder of single-band files on several grids (a SAFE's IMG_DATA)."""
     path = Path(source)
     if path.is_dir() and find_metadata(path) is None and find_mtl(path) is None:
@@ -137,6 +144,10 @@ def _scene(name: str, bands: StageBands, holdout: float, mtf: float) -> WaldScen
     guide_array = (np.stack(guides) - offsets[t:, None, None]) / scales[t:, None, None]
     present = np.array(bands.present)
     target_array[~present] = 0.0
+    every = [*bands.targets, *bands.guides]
+    lr_targets = degrade(target_array, r, mtf)
+    lr_guides = degrade(guide_array, r, mtf)
+    gains = injection_gains(torch.from_numpy(lr_targets), torch.from_numpy(lr_guides), r, mtf)
     lr_rows = h // r
     split = min(lr_rows - 1, max(1, round(lr_rows * (1 - holdout))))
     return WaldScene(
@@ -144,24 +155,33 @@ def _scene(name: str, bands: StageBands, holdout: float, mtf: float) -> WaldScen
         ratio=r,
         targets=target_array.astype(np.float32),
         guides=guide_array.astype(np.float32),
-        lr_targets=degrade(target_array, r, mtf),
-        lr_guides=degrade(guide_array, r, mtf),
+        lr_targets=lr_targets,
+        lr_guides=lr_guides,
         present=present,
         offsets=offsets,
         scales=scales,
         split=split,
+        mtf=mtf,
+        target_names=list(bands.config.targets),
+        guide_names=list(bands.config.guides),
+        unit_scales=np.array([b.scale if b else 1.0 for b in every], np.float32),
+        unit_offsets=np.array([b.offset if b else 0.0 for b in every], np.float32),
+        wavelengths=[b.wavelength if b else None for b in bands.targets],
+        gains=gains.numpy().astype(np.float32),
     )
 
 
 @dataclass
 class GuidedBatch:
     """Degraded inputs and references of a batch: ``lr`` (N, T, p/r, p/r), ``guides``
-    (N, G, p, p), ``hr`` (N, T, p, p), ``present`` (N, T): 1 where the band is an input."""
+    (N, G, p, p), ``hr`` (N, T, p, p), ``present`` (N, T): 1 where the band is an input,
+    ``gains`` (N, T, G): the scene's injection gains."""
 
     lr: torch.Tensor
     guides: torch.Tensor
     hr: torch.Tensor
     present: torch.Tensor
+    gains: torch.Tensor
 
 
 class WaldSampler:
@@ -218,7 +238,7 @@ class WaldSampler:
             present = present * keep
         turns, flip = int(rng.integers(4)), bool(rng.integers(2))
         arrays = [_augment(a, turns, flip) for a in (lr, guides, hr)]
-        return (*arrays, present)
+        return (*arrays, present, scene.gains)
 
 
 def _augment(array: np.ndarray, turns: int, flip: bool) -> np.ndarray:
@@ -237,4 +257,5 @@ def held_out(scene: WaldScene) -> GuidedBatch:
         torch.from_numpy(scene.lr_guides[None, :, y * r :, : w * r]),
         torch.from_numpy(scene.targets[None, :, y * r :, : w * r]),
         torch.from_numpy(scene.present[None].astype(np.float32)),
+        torch.from_numpy(scene.gains[None]),
     )

@@ -27,9 +27,10 @@ from geosr.checkpoint import (
     save_guided,
     save_tensors,
 )
+from geosr.consistency import project_block_means
 from geosr.data.wald import PERCENTILES, WaldSampler, held_out, load_scene
 from geosr.errors import CheckpointError, ConfigError
-from geosr.models.guided import GuidedConfig
+from geosr.models.guided import GuidedConfig, guide_detail
 from geosr.training.config import CONFIG_FILE, TrainConfig, to_toml
 from geosr.training.distributed import Dist, hardware
 from geosr.training.progress import StepProgress
@@ -53,6 +54,7 @@ STATE_FILE = "state.safetensors"
 def stage_configs(cfg: TrainConfig) -> dict[str, GuidedConfig]:
     """The stages a run trains: a sensor's, or one stage from ``targets``/``guides``/``ratio``."""
     options = {k: v for k, v in {"width": cfg.width, "blocks": cfg.blocks}.items() if v}
+    options["mtf"] = cfg.mtf
     if cfg.targets or cfg.guides:
         if not (cfg.targets and cfg.guides):
             raise ConfigError("give both --targets and --guides, or --sensor")
@@ -145,9 +147,11 @@ class GuidedTrainer:
 
     def _train_step(self, stage: str) -> dict[str, float]:
         batch = self.samplers[stage].batch(self.config.batch_size)
-        lr, guides, hr = (t.to(self.device) for t in (batch.lr, batch.guides, batch.hr))
-        present = batch.present.to(self.device)
-        out = self.model(stage, lr, guides, present)
+        lr, guides, hr, present, gains = (
+            t.to(self.device)
+            for t in (batch.lr, batch.guides, batch.hr, batch.present, batch.gains)
+        )
+        out = self.model(stage, lr, guides, present, gains, project=False)
         weight = present[:, :, None, None].expand_as(hr)
         loss = (weight * (out - hr).abs()).sum() / weight.sum().clamp(min=1)
         if not torch.isfinite(loss):
@@ -169,20 +173,32 @@ class GuidedTrainer:
         (normalised units), their ratio and the PSNR of each (range 1)."""
         metrics: dict[str, float] = {}
         for stage, batches in self.validation.items():
-            err_model, err_bicubic, count = 0.0, 0.0, 0.0
+            err_model, err_projected, err_bicubic, err_injection, count = 0.0, 0.0, 0.0, 0.0, 0.0
+            net = self.ema.stages[stage]
             for batch in batches:
-                lr, guides, hr = (t.to(self.device) for t in (batch.lr, batch.guides, batch.hr))
-                present = batch.present.to(self.device)
-                out = self.ema(stage, lr, guides, present)
+                lr, guides, hr, present, gains = (
+                    t.to(self.device)
+                    for t in (batch.lr, batch.guides, batch.hr, batch.present, batch.gains)
+                )
+                out = self.ema(stage, lr, guides, present, gains, project=False)
+                projected = project_block_means(
+                    out.clone(), lr * present[:, :, None, None], net.ratio
+                )
                 cubic = F.interpolate(
                     lr, scale_factor=self.samplers[stage].ratio, mode="bicubic", align_corners=False
                 )
                 weight = present[:, :, None, None].expand_as(hr)
                 err_model += float((weight * (out - hr) ** 2).sum())
+                err_projected += float((weight * (projected - hr) ** 2).sum())
                 err_bicubic += float((weight * (cubic - hr) ** 2).sum())
+                detail = guide_detail(guides, net.ratio, net.sigma)
+                injected = cubic + torch.einsum("ntg,nghw->nthw", gains, detail)
+                err_injection += float((weight * (injected - hr) ** 2).sum())
                 count += float(weight.sum())
             rmse, rmse_cubic = math.sqrt(err_model / count), math.sqrt(err_bicubic / count)
             metrics[f"{stage}_rmse_ratio"] = rmse / rmse_cubic
+            metrics[f"{stage}_projected_ratio"] = math.sqrt(err_projected / count) / rmse_cubic
+            metrics[f"{stage}_injection_ratio"] = math.sqrt(err_injection / count) / rmse_cubic
             metrics[f"{stage}_psnr_gain"] = 20 * math.log10(rmse_cubic / rmse)
         ratios = [v for k, v in metrics.items() if k.endswith("_rmse_ratio")]
         metrics["model_psnr"] = -20 * math.log10(float(np.mean(ratios)))  # gain over bicubic
@@ -202,7 +218,7 @@ class GuidedTrainer:
         log.info(
             "step %d: %s",
             self.step,
-            ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.endswith("_rmse_ratio")),
+            ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.endswith("_ratio")),
         )
         score = metrics["model_psnr"]
         self._save_model("last.safetensors")
