@@ -38,6 +38,8 @@ _LAZY = {
     "build_model": "geosr.checkpoint",
     "bundled_models": "geosr.checkpoint",
     "load_model": "geosr.checkpoint",
+    "load_guided": "geosr.checkpoint",
+    "evaluate_guided": "geosr.evaluate_guided",
     "read_meta": "geosr.checkpoint",
     "save_model": "geosr.checkpoint",
     "build_discriminator": "geosr.models",
@@ -56,11 +58,13 @@ if TYPE_CHECKING:
         Normalization,
         build_model,
         bundled_models,
+        load_guided,
         load_model,
         read_meta,
         save_model,
     )
     from geosr.evaluate import evaluate
+    from geosr.evaluate_guided import evaluate_guided
     from geosr.models import build_discriminator
     from geosr.pipeline import BandStats, open_dataarray, upscale, upscale_dataarray, write
     from geosr.zarr_store import write_zarr
@@ -103,6 +107,8 @@ __all__ = [
     "build_model",
     "bundled_models",
     "evaluate",
+    "evaluate_guided",
+    "load_guided",
     "load_model",
     "open_dataarray",
     "read_meta",

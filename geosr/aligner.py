@@ -29,7 +29,7 @@ from rasterio.windows import Window
 
 from geosr.checkpoint import bundled_models, is_guided, load_guided
 from geosr.errors import InputError, ModelError
-from geosr.models.guided import GuidedModel
+from geosr.models.guided import GuidedModel, injection_gains
 from geosr.products import Product
 from geosr.products.guided import StageBands, nested_grid, stage_bands
 from geosr.products.model import Grid
@@ -93,13 +93,20 @@ def model_name(model: GuidedModel) -> str:
     return model.meta.name or "(unnamed guided model)"
 
 
-def guided_label(model: GuidedModel, stages: Sequence[StageBands], cubic: Sequence[str]) -> str:
-    """The GEOSR_ALIGNER tag: which bands the guided model made, which stayed cubic."""
-    parts = [
-        f"{' '.join(b.name for b in s.targets if b is not None)} x{s.ratio} guided by "
-        f"{' '.join(g.name for g in s.guides)}"
-        for s in stages
-    ]
+def guided_label(
+    model: GuidedModel,
+    stages: Sequence[StageBands],
+    selected: Sequence[str],
+    cubic: Sequence[str],
+) -> str:
+    """The GEOSR_ALIGNER tag: which of the ``selected`` bands the guided model made, from
+    which guides, and which stayed cubic."""
+    parts = []
+    for s in stages:
+        made = [b.name for b in s.targets if b is not None and b.name in selected]
+        if made:
+            guides = " ".join(g.name for g in s.guides)
+            parts.append(f"{' '.join(made)} x{s.ratio} guided by {guides}")
     text = f"guided {model_name(model)} ({'; '.join(parts)})"
     return text + (f"; cubic: {' '.join(cubic)}" if cubic else "")
 
@@ -119,12 +126,14 @@ def guided_arrays(
     chunk: int,
     device: torch.device,
     label: str,
+    consistency: bool = True,
 ) -> dict[str, da.Array]:
     """Each present target of ``stages`` as a lazy (y, x) array on the fine grid, in its own
-    dtype, chunked ``chunk`` (a multiple of every ratio)."""
+    dtype, chunked ``chunk`` (a multiple of every ratio); ``consistency``: every fine block
+    averages to its coarse pixel (the projection)."""
     arrays: dict[str, da.Array] = {}
     for bands in stages:
-        reader = GuidedReader(bands, model, device, label)
+        reader = GuidedReader(bands, model, device, label, consistency)
         blocks = da.from_array(
             reader,
             chunks=(len(reader.names), chunk, chunk),
@@ -149,12 +158,18 @@ class GuidedReader:
     :func:`dask.array.from_array` reads from. Picklable: workers get the VRTs and the net."""
 
     def __init__(
-        self, bands: StageBands, model: GuidedModel, device: torch.device, label: str
+        self,
+        bands: StageBands,
+        model: GuidedModel,
+        device: torch.device,
+        label: str,
+        consistency: bool = True,
     ) -> None:
         from geosr.pipeline import output_limits, scene_statistics
         from geosr.raster import decimated_shape
 
         self.ratio = bands.ratio
+        self.consistency = consistency
         self.net = model.stages[bands.stage]
         self.device = device
         self.label = label
@@ -199,6 +214,39 @@ class GuidedReader:
                 )
             )
         self.target_stats, self.guide_stats = stats
+        self.gains = self._scene_gains()
+
+    def _scene_gains(self) -> np.ndarray:
+        """:func:`~geosr.models.guided.injection_gains` of the product, fitted on up to four
+        windows of 256 coarse pixels spread over it (side by side, as one image)."""
+        h, w = self.coarse
+        side_y, side_x = min(h, 256), min(w, 256)
+        starts_y = sorted({0, (h - side_y) // 3, 2 * (h - side_y) // 3, h - side_y})[:2]
+        starts_x = sorted({(w - side_x) // 3, 2 * (w - side_x) // 3})
+        coarse, guides = [], []
+        r = self.ratio
+        for y in starts_y:
+            for x in starts_x:
+                c = _read_mirrored(self.coarse_vrt, y, y + side_y, x, x + side_x, self.coarse)
+                g = _read_mirrored(
+                    self.guide_vrt, y * r, (y + side_y) * r, x * r, (x + side_x) * r, (h * r, w * r)
+                )
+                bad_c = _invalid(c, self.target_nodata)
+                bad_g = _invalid(g, self.guide_nodata).any(axis=0)
+                valid = ~bad_c.any(axis=0) & ~bad_g.reshape(side_y, r, side_x, r).any(axis=(1, 3))
+                c = _normalise(c, self.target_stats, bad_c)
+                c[:, ~valid] = np.nan
+                coarse.append(c)
+                guides.append(_normalise(g, self.guide_stats, _invalid(g, self.guide_nodata)))
+        c = np.concatenate(coarse, axis=2)
+        g = np.concatenate(guides, axis=2)
+        valid = torch.from_numpy(np.isfinite(c).all(axis=0))
+        gains = injection_gains(
+            torch.from_numpy(np.nan_to_num(c)), torch.from_numpy(g), r, self.net.config.mtf, valid
+        )
+        full = np.zeros((len(self.present), g.shape[0]), np.float32)
+        full[self.present] = gains.numpy()
+        return full
 
     def token(self, chunk: int) -> str:
         digest = hashlib.sha1()
@@ -247,6 +295,8 @@ class GuidedReader:
                 torch.from_numpy(full)[None].to(self.device),
                 torch.from_numpy(guides_n)[None].to(self.device),
                 torch.from_numpy(self.present.astype(np.float32))[None].to(self.device),
+                torch.from_numpy(self.gains)[None].to(self.device),
+                project=False,
             )[0][torch.from_numpy(self.present)]
         stats = self.target_stats
         out = (
@@ -258,8 +308,11 @@ class GuidedReader:
         lr = torch.from_numpy(
             coarse[:, halo : coarse.shape[1] - halo, halo : coarse.shape[2] - halo]
         )
-        core = project_consistent(core.contiguous(), lr.contiguous(), r, *self.limits)
+        if self.consistency:
+            core = project_consistent(core.contiguous(), lr.contiguous(), r, *self.limits)
         values = core.numpy()
+        if self.dtype.kind != "f":
+            values = np.clip(values, *self.limits)
         bad = np.repeat(np.repeat(invalid_coarse, r, axis=1), r, axis=2)[
             :, halo * r : -halo * r or None, halo * r : -halo * r or None
         ]

@@ -543,6 +543,12 @@ def load_guided(path_or_name: str | os.PathLike[str]) -> GuidedModel:
     return model.eval()
 
 
+def read_guided_meta(path_or_name: str | os.PathLike[str]) -> GuidedMeta:
+    """A guided model's metadata, without building it."""
+    path = resolve_model_path(path_or_name)
+    return _guided_meta(path, read_header(path))
+
+
 def is_guided(path_or_name: str | os.PathLike[str]) -> bool:
     """Whether a model file or bundled name holds a guided model."""
     metadata = read_header(resolve_model_path(path_or_name))

@@ -197,6 +197,14 @@ def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
         "or the finest band's itself to only bring a product's bands onto one grid",
     )
     up.add_argument(
+        "--guided",
+        default="auto",
+        metavar="MODEL",
+        help="how a product's coarser bands reach its finest grid: auto (default: the bundled "
+        "guided model of its sensor, s2-guided or landsat-pan, when the product has its guide "
+        "bands), a guided model's name or .safetensors file, or none (cubic resampling)",
+    )
+    up.add_argument(
         "--stac",
         action="store_true",
         help="also write a STAC Item (OUTPUT stem + .json) describing the output",
@@ -427,6 +435,7 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
         band_names=args.band_names,
         mask=None if args.mask == "none" else args.mask,
         resolution=args.resolution,
+        guided=None if args.guided == "none" else args.guided,
         chunk_size=args.chunk_size,
         overlap=args.overlap,
         device=args.device,
@@ -590,7 +599,9 @@ def _cmd_info(args: argparse.Namespace, events: EventStream) -> int:
         for name in geosr.bundled_models():
             print(name)
         return 0
-    meta = geosr.read_meta(args.model)
+    from geosr.checkpoint import is_guided, read_guided_meta
+
+    meta = read_guided_meta(args.model) if is_guided(args.model) else geosr.read_meta(args.model)
     if args.json:
         print(json.dumps(meta.to_dict(), indent=2, default=str))
     else:

@@ -1500,7 +1500,7 @@ def upscale(
     with remote_env(remote_names(input)):
         size = chunk_side(chunk_size)
         info, product, source, size = open_aligned(
-            input, bands, band_names, mask, guided, size, device
+            input, bands, band_names, mask, guided, size, device, consistency
         )
         out_scale = output_scale(info, meta.scale, resolution)
         if out_scale != 1:
@@ -1597,6 +1597,7 @@ def open_aligned(
     guided: Any,
     size: int,
     device: str | torch.device,
+    consistency: bool = True,
 ) -> tuple[RasterInfo, Product | None, xr.DataArray, int]:
     """An input opened (:func:`~geosr.products.open_source`) as a lazy DataArray of its
     selected bands, a product's aligned on its finest grid: by its guided model where one
@@ -1626,11 +1627,13 @@ def open_aligned(
         for b in selected
         if b.name not in covered and (b.grid.width, b.grid.height) != (grid.width, grid.height)
     ]
-    label = guided_label(model, stages, cubic)
+    label = guided_label(model, stages, sorted(wanted), cubic)
     info = product_info(product, bands, mask, grid=grid, aligner=label)
     multiple = chunk_multiple(stages)
     size = max(multiple, size // multiple * multiple)
-    guided_bands = guided_arrays(stages, model, size, resolve_device(device), info.label)
+    guided_bands = guided_arrays(
+        stages, model, size, resolve_device(device), info.label, consistency
+    )
     names = info.band_names()
     rest = [n for n, name in zip(info.selected, names, strict=True) if name not in guided_bands]
     rest_data = lazy_array(select_bands(info, rest), size) if rest else None

@@ -18,6 +18,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "tests" / "data"
 SHARED_ENV = "GEOSR_SHARED_DATA"
+#: The small test products (tests/data/make_products.py)
+L1C = (
+    TEST_DATA
+    / "s2_l1c_t55hfa"
+    / "S2B_MSIL1C_20201011T000249_N0209_R030_T55HFA_20201011T011446.SAFE"
+)
+L2A = (
+    TEST_DATA
+    / "s2_l2a_t32tmt"
+    / "S2A_MSIL2A_20190530T103031_N0400_R108_T32TMT_20190530T103031.SAFE"
+)
+L2A_IMG = L2A / "GRANULE" / "L2A_T32TMT_A020476_20190530T103031" / "IMG_DATA"
+LANDSAT_PRE = TEST_DATA / "landsat8_lc80200392015216" / "original"
 
 
 class SharedDataMissingError(RuntimeError):

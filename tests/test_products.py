@@ -18,21 +18,9 @@ import rasterio
 
 import geosr
 from geosr.products import open_product, product_info
-from tests.datasets import TEST_DATA
+from tests.datasets import L1C, L2A, L2A_IMG, LANDSAT_PRE, TEST_DATA
 
-L1C = (
-    TEST_DATA
-    / "s2_l1c_t55hfa"
-    / "S2B_MSIL1C_20201011T000249_N0209_R030_T55HFA_20201011T011446.SAFE"
-)
-L2A = (
-    TEST_DATA
-    / "s2_l2a_t32tmt"
-    / "S2A_MSIL2A_20190530T103031_N0400_R108_T32TMT_20190530T103031.SAFE"
-)
-L2A_IMG = L2A / "GRANULE" / "L2A_T32TMT_A020476_20190530T103031" / "IMG_DATA"
 C2L2 = TEST_DATA / "landsat8_c2l2" / "LC08_L2SP_020039_20150804_20200908_02_T1"
-LANDSAT_PRE = TEST_DATA / "landsat8_lc80200392015216" / "original"
 L2A_STACK = "s2_l2a_t32tmt_20190530/20190530_T32TMT_MSIL2A_S2A_pixel_division_10m.tiff"
 RGBN = ["B04", "B03", "B02", "B8A"]
 

@@ -23,6 +23,7 @@ GTIFF_EXTENSIONS = (".tif", ".tiff")
 ZARR_EXTENSION = ".zarr"
 ZARR_VARIABLE = "band_data"  # the array geosr writes in a Zarr store
 MASKS = ("auto", "clouds", "nodata", "none")
+GUIDED = ("auto", "none", "s2-guided", "landsat-pan")
 # "All files (*)" too: a STAC Item URL of an API (.../items/ID) has no extension, and QGIS
 # refuses a value its filter does not match
 PRODUCT_FILTER = "Satellite products (*.zip *.xml *.txt *.json);;All files (*)"
@@ -49,6 +50,7 @@ class UpscaleAlgorithm(GeosrAlgorithm):
     BANDS = "BANDS"
     BAND_NAMES = "BAND_NAMES"
     MASK = "MASK"
+    GUIDED = "GUIDED"
     RESOLUTION = "RESOLUTION"
     COG = "COG"
     STAC = "STAC"
@@ -219,6 +221,17 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             default="auto",
             advanced=True,
         )
+        self.add_choice(
+            self.GUIDED,
+            "Guided model for a product's coarser bands",
+            GUIDED,
+            "How a product's 20 m and 60 m (Sentinel-2) or 30 m (Landsat, with its 15 m pan "
+            "band) bands reach its finest grid before super-resolution: 'auto' uses the bundled "
+            "guided model of the sensor (s2-guided, landsat-pan), which sharpens them with the "
+            "product's sharper bands and keeps their radiometry; 'none' resamples them (cubic).",
+            default="auto",
+            advanced=True,
+        )
         self.add(
             QgsProcessingParameterBoolean(
                 self.COG, tr("Write a Cloud Optimized GeoTIFF"), defaultValue=False
@@ -293,6 +306,9 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         mask = self.parameterAsEnumString(parameters, self.MASK, context)
         if mask and mask != "auto":
             args += ["--mask", mask]
+        guided = self.parameterAsEnumString(parameters, self.GUIDED, context)
+        if guided and guided != "auto":
+            args += ["--guided", guided]
         resolution = self.resolution(parameters, context)
         if resolution is not None:
             args += ["--resolution", repr(resolution)]
