@@ -40,6 +40,12 @@ Sections:
               of each band (cubic) into one stacked GeoTIFF on the 10 m grid; then
               geosr.upscale of the files (aligning on the fly) vs of that stack, with a
               generator that costs nothing (the I/O and aligning cost alone). Interleaved.
+    guided    a whole Sentinel-2 tile (the shared T55HFA .zip read x5 onto its native grids:
+              10980 x 10980 at 10 m, 12 bands; the small test product without the shared
+              folder) brought to 10 m by the guided model (--guided-model, default s2-guided):
+              geosr.upscale(files, resolution=10) vs the same with cubic alignment, and vs
+              the guided net's bare forward over the same blocks (random tensors in memory).
+              python benchmarks/run.py --only guided
     gpu       CUDA only: the generator's forward throughput on the device (fp32, fp16, bf16),
               the whole pipeline's throughput and overhead ratio, and how far half precision
               moves the output (in DN) from fp32; on a mosaic of the whole scene.
@@ -89,6 +95,7 @@ SECTIONS = (
     "training",
     "model",
     "products",
+    "guided",
     "gpu",
 )
 #: a real 4-band scene (NAIP RGBN, uint8, 256 x 256): the crop committed with the tests
@@ -599,6 +606,109 @@ def bench_products(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+T55HFA_ZIP = (
+    "s2_l1c_t55hfa_20201011/S2B_MSIL1C_20201011T000249_N0209_R030_T55HFA_20201011T011446.zip"
+)
+
+
+def _full_tile(work: Path) -> list[Path]:
+    """The shared T55HFA product as a whole 10980 x 10980 tile at 10 m: each band file of the
+    .zip (decimated 5x upstream) read x5 by nearest neighbour onto its native 10, 20 or 60 m
+    grid, as GDAL's SENTINEL2 driver presents it. Without the shared data: the small test
+    product as it is."""
+    import zipfile
+
+    shared = shared_data_folder()
+    if shared is None:
+        img = next((TEST_DATA / "s2_l1c_t55hfa").glob("*.SAFE/GRANULE/*/IMG_DATA"))
+        return sorted(p for p in img.glob("*_B*.jp2"))
+    archive = shared / T55HFA_ZIP
+    with zipfile.ZipFile(archive) as z:
+        members = sorted(m for m in z.namelist() if m.endswith(".jp2") and "_TCI" not in m)
+    files = []
+    for member in members:
+        name = f"/vsizip/{archive}/{member}"
+        with rasterio.open(name) as src:
+            width, height = src.width * 5, src.height * 5
+            transform = src.transform * rasterio.Affine.scale(0.2)
+            vrt = f"""<VRTDataset rasterXSize="{width}" rasterYSize="{height}">
+  <SRS>{src.crs.to_wkt()}</SRS>
+  <GeoTransform>{", ".join(repr(v) for v in transform.to_gdal())}</GeoTransform>
+  <VRTRasterBand dataType="UInt16" band="1">
+    <SimpleSource resampling="nearest">
+      <SourceFilename relativeToVRT="0">{name}</SourceFilename><SourceBand>1</SourceBand>
+      <SrcRect xOff="0" yOff="0" xSize="{src.width}" ySize="{src.height}"/>
+      <DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>
+    </SimpleSource>
+  </VRTRasterBand>
+</VRTDataset>"""
+        path = work / (Path(member).stem + ".vrt")
+        path.write_text(vrt)
+        files.append(path)
+    return files
+
+
+def bench_guided(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """All bands of a whole Sentinel-2 tile to 10 m through the guided model, and the guided
+    model's bare forward over the same blocks of pixels (random inputs, in memory, no halo,
+    no reading, normalisation, projection or writing)."""
+    import geosr
+    from geosr.aligner import guided_stages
+    from geosr.checkpoint import load_guided
+    from geosr.pipeline import GUIDED_BLOCK
+    from geosr.products import open_product
+
+    files = _full_tile(work)
+    model = load_guided(args.guided_model)
+    product = open_product([str(f) for f in files])
+    stages = guided_stages(product, model)
+    fine = stages[0].fine
+    out = work / "guided_10m.tif"
+    pipeline_s = timed(
+        lambda: geosr.upscale(
+            [str(f) for f in files], out, guided=model, resolution=fine.transform.a,
+            overwrite=True, progress=False,
+        )
+    )  # fmt: skip
+    with rasterio.open(out) as dst:
+        shape = f"{dst.count} bands, {dst.width} x {dst.height} at {dst.res[0]:g} m"
+        aligner = dst.tags()["GEOSR_ALIGNER"]
+    cubic_s = timed(
+        lambda: geosr.upscale(
+            [str(f) for f in files], work / "cubic_10m.tif", guided=None,
+            resolution=fine.transform.a, overwrite=True,
+        )
+    )  # fmt: skip
+    block = GUIDED_BLOCK
+    forward_s = 0.0
+    generator = torch.Generator().manual_seed(0)
+    for bands in stages:
+        net = model.stages[bands.stage]
+        r = bands.ratio
+        targets = len(bands.config.targets)
+        cb = block // r
+        for y in range(0, bands.coarse.height, cb):
+            for x in range(0, bands.coarse.width, cb):
+                h, w = min(cb, bands.coarse.height - y), min(cb, bands.coarse.width - x)
+                coarse = torch.rand(1, targets, h, w, generator=generator)
+                guides = torch.rand(1, len(bands.guides), h * r, w * r, generator=generator)
+                gains = torch.rand(1, targets, len(bands.guides), generator=generator)
+                present = torch.tensor([bands.present], dtype=torch.float32)
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    net(coarse, guides, present, gains, project=False)
+                forward_s += time.perf_counter() - start
+    return {
+        "tile": shape,
+        "aligner": aligner,
+        "pipeline_guided_s": round(pipeline_s, 1),
+        "pipeline_cubic_s": round(cubic_s, 1),
+        "bare_forward_s": round(forward_s, 1),
+        "pipeline_vs_bare_forward": round(pipeline_s / forward_s, 3),
+        "megapixels_per_s": round(fine.width * fine.height / 1e6 / pipeline_s, 2),
+    }
+
+
 def _cuda_forward_seconds(model, lr: np.ndarray, tile: int, precision: str, repeat: int) -> float:
     """The bare generator on the GPU over ``lr`` cut into ``tile`` squares (no halo), input
     already on the device, output left there: the device's own throughput."""
@@ -860,6 +970,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--gpu-mosaic", type=int, default=3, help="gpu section: scene tiled N x N (whole scene)"
+    )
+    parser.add_argument(
+        "--guided-model", default="s2-guided", help="guided section: the guided model"
     )
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     args = parser.parse_args()

@@ -34,6 +34,7 @@ from geosr.products import Product
 from geosr.products.guided import StageBands, nested_grid, stage_bands
 from geosr.products.model import Grid
 from geosr.products.vrt import aligned_vrt, common_dtype
+from geosr.raster import QualitySource
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +128,15 @@ def guided_arrays(
     device: torch.device,
     label: str,
     consistency: bool = True,
+    quality: Sequence[QualitySource] = (),
 ) -> dict[str, da.Array]:
     """Each present target of ``stages`` as a lazy (y, x) array on the fine grid, in its own
     dtype, chunked ``chunk`` (a multiple of every ratio); ``consistency``: every fine block
-    averages to its coarse pixel (the projection)."""
+    averages to its coarse pixel (the projection). Pixels the ``quality`` bands (on the fine
+    grid) mask reach neither the net nor the statistics, like nodata."""
     arrays: dict[str, da.Array] = {}
     for bands in stages:
-        reader = GuidedReader(bands, model, device, label, consistency)
+        reader = GuidedReader(bands, model, device, label, consistency, quality)
         blocks = da.from_array(
             reader,
             chunks=(len(reader.names), chunk, chunk),
@@ -164,12 +167,14 @@ class GuidedReader:
         device: torch.device,
         label: str,
         consistency: bool = True,
+        quality: Sequence[QualitySource] = (),
     ) -> None:
         from geosr.pipeline import output_limits, scene_statistics
         from geosr.raster import decimated_shape
 
         self.ratio = bands.ratio
         self.consistency = consistency
+        self.quality = tuple(quality)
         self.net = model.stages[bands.stage]
         self.device = device
         self.label = label
@@ -203,8 +208,9 @@ class GuidedReader:
             with rasterio.open(vrt) as src:
                 shape = decimated_shape(grid.height, grid.width, 1_000_000)
                 sample = src.read(out_shape=(src.count, *shape))
+            clear = self._clear_sample(shape)
             per_band = [
-                scene_statistics(sample[i : i + 1], nodata, percentiles)
+                scene_statistics(sample[i : i + 1], nodata, percentiles, clear)
                 for i, nodata in enumerate(nodata_values)
             ]
             stats.append(
@@ -215,6 +221,25 @@ class GuidedReader:
             )
         self.target_stats, self.guide_stats = stats
         self.gains = self._scene_gains()
+
+    def _clear_sample(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """Where the quality bands mask nothing, decimated to ``shape`` (nearest)."""
+        clear = None
+        for source in self.quality:
+            with rasterio.open(source.name) as src:
+                flags = src.read(1, out_shape=shape)
+            ok = ~source.rule.masked(flags)
+            clear = ok if clear is None else clear & ok
+        return clear
+
+    def _masked(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Fine pixels of a (mirrored) window that the quality bands mask."""
+        shape = (self.shape[1], self.shape[2])
+        masked = np.zeros((y1 - y0, x1 - x0), bool)
+        for source in self.quality:
+            flags = _read_mirrored(source.name, y0, y1, x0, x1, shape)[0]
+            masked |= source.rule.masked(flags)
+        return masked
 
     def _scene_gains(self) -> np.ndarray:
         """:func:`~geosr.models.guided.injection_gains` of the product, fitted on up to four
@@ -231,13 +256,15 @@ class GuidedReader:
                 g = _read_mirrored(
                     self.guide_vrt, y * r, (y + side_y) * r, x * r, (x + side_x) * r, (h * r, w * r)
                 )
+                masked = self._masked(y * r, (y + side_y) * r, x * r, (x + side_x) * r)
                 bad_c = _invalid(c, self.target_nodata)
-                bad_g = _invalid(g, self.guide_nodata).any(axis=0)
-                valid = ~bad_c.any(axis=0) & ~bad_g.reshape(side_y, r, side_x, r).any(axis=(1, 3))
+                bad_g = _invalid(g, self.guide_nodata) | masked[None]
+                blocks = bad_g.any(axis=0).reshape(side_y, r, side_x, r).any(axis=(1, 3))
+                valid = ~bad_c.any(axis=0) & ~blocks
                 c = _normalise(c, self.target_stats, bad_c)
                 c[:, ~valid] = np.nan
                 coarse.append(c)
-                guides.append(_normalise(g, self.guide_stats, _invalid(g, self.guide_nodata)))
+                guides.append(_normalise(g, self.guide_stats, bad_g))
         c = np.concatenate(coarse, axis=2)
         g = np.concatenate(guides, axis=2)
         valid = torch.from_numpy(np.isfinite(c).all(axis=0))
@@ -285,6 +312,13 @@ class GuidedReader:
         )
         invalid_coarse = _invalid(coarse, self.target_nodata)
         invalid_guides = _invalid(guides, self.guide_nodata)
+        if self.quality:
+            masked = self._masked(
+                (cy0 - halo) * r, (cy1 + halo) * r, (cx0 - halo) * r, (cx1 + halo) * r
+            )
+            invalid_guides |= masked[None]
+            h, w = coarse.shape[1:]
+            invalid_coarse |= masked.reshape(h, r, w, r).any(axis=(1, 3))[None]
         coarse_n = _normalise(coarse, self.target_stats, invalid_coarse)
         guides_n = _normalise(guides, self.guide_stats, invalid_guides)
         full = np.zeros((len(self.present), *coarse_n.shape[1:]), np.float32)

@@ -1589,6 +1589,10 @@ def upscale(
     return out_path
 
 
+#: Fine pixels per side of a guided block (rounded up to whole chunks).
+GUIDED_BLOCK = 2048
+
+
 def open_aligned(
     input: Any,
     bands: Sequence[int | str] | None,
@@ -1631,9 +1635,13 @@ def open_aligned(
     info = product_info(product, bands, mask, grid=grid, aligner=label)
     multiple = chunk_multiple(stages)
     size = max(multiple, size // multiple * multiple)
+    # guided blocks of a few chunks each: the net's halo is wide (some 20 coarse pixels), so
+    # small blocks would recompute much of it; each block splits into whole chunks after
+    block = size * max(1, -(-GUIDED_BLOCK // size))
     guided_bands = guided_arrays(
-        stages, model, size, resolve_device(device), info.label, consistency
+        stages, model, block, resolve_device(device), info.label, consistency, info.quality
     )
+    guided_bands = {name: array.rechunk(size) for name, array in guided_bands.items()}
     names = info.band_names()
     rest = [n for n, name in zip(info.selected, names, strict=True) if name not in guided_bands]
     rest_data = lazy_array(select_bands(info, rest), size) if rest else None

@@ -9,6 +9,7 @@ checked in test_bundled_guided below when they are present."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -180,11 +181,12 @@ def test_train_guided_refuses_a_product_without_the_targets(tmp_path: Path) -> N
 
 
 def test_guided_aligner_is_seamless_consistent_and_on_the_10m_grid(
-    s2_model: Path, tmp_path: Path
+    s2_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kwargs = {"guided": s2_model, "resolution": 10, "mask": None}
-    small = geosr.upscale(L2A, tmp_path / "small.tif", chunk_size=36, **kwargs)
     whole = geosr.upscale(L2A, tmp_path / "whole.tif", chunk_size=600, **kwargs)
+    monkeypatch.setattr(geosr.pipeline, "GUIDED_BLOCK", 36)  # 6 x 6 blocks of 36 pixels
+    small = geosr.upscale(L2A, tmp_path / "small.tif", chunk_size=36, **kwargs)
     a, tags, transform, crs = _read(small)
     b = _read(whole)[0]
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # chunked equals whole
@@ -215,6 +217,40 @@ def test_guided_path_keeps_the_cloud_mask(s2_model: Path, tmp_path: Path) -> Non
         np.testing.assert_array_equal(mask_g, mask_c)
         assert c.tags()["GEOSR_ALIGNER"] == "cubic"
         assert g.tags()["GEOSR_MASK"] == "clouds"
+
+
+def test_masked_pixels_reach_neither_the_guided_net_nor_its_statistics(
+    s2_model: Path, tmp_path: Path
+) -> None:
+    """Clouds changed in a guide band change nothing of the clear guided output with
+    mask="clouds"; with mask="nodata" they do."""
+    changed = tmp_path / L2A.name
+    shutil.copytree(L2A, changed)
+    with rasterio.open(next(L2A_IMG.glob("R20m/*_SCL_20m.jp2"))) as scl:
+        cloudy = np.repeat(np.repeat(np.isin(scl.read(1), (8, 9, 10)), 2, 0), 2, 1)
+    nir = next(changed.rglob("R10m/*_B08_10m.jp2"))
+    with rasterio.open(nir) as src:
+        profile, values = src.profile, src.read(1)
+    nir.unlink()
+    with rasterio.open(nir, "w", **{**profile, "quality": 100, "reversible": "YES"}) as dst:
+        dst.write(np.where(cloudy, 30000, values).astype(np.uint16), 1)
+    outputs = {}
+    for name, product in (("a", L2A), ("b", changed)):
+        for mode in ("clouds", "nodata"):
+            out = geosr.upscale(
+                product,
+                tmp_path / f"{name}_{mode}.tif",
+                guided=s2_model,
+                bands=["B05", "B11"],
+                mask=mode,
+                resolution=10,
+            )
+            with rasterio.open(out) as dst:
+                outputs[name, mode] = (dst.read(), dst.dataset_mask() > 0)
+    (data_a, clear), (data_b, clear_b) = outputs["a", "clouds"], outputs["b", "clouds"]
+    assert np.array_equal(clear, clear_b) and 0.05 < clear.mean() < 0.95
+    assert np.array_equal(data_a[:, clear], data_b[:, clear])
+    assert not np.array_equal(outputs["a", "nodata"][0], outputs["b", "nodata"][0])
 
 
 def test_product_end_to_end_guided_then_srgan(
