@@ -43,6 +43,7 @@ from affine import Affine
 
 from geosr.aligner import model_name, resolve_guided
 from geosr.checkpoint import load_guided
+from geosr.consistency import project_block_means
 from geosr.data.wald import WaldScene, load_scene, open_training_product
 from geosr.errors import InputError, ModelError
 from geosr.metrics import ergas, psnr, sam, ssim
@@ -51,7 +52,9 @@ from geosr.mtf import mtf_sigma
 
 log = logging.getLogger(__name__)
 
-METHODS = ("model", "bicubic", "injection", "gdal_pansharpen")
+#: "model" is what geosr writes (the consistency projection on); "model_unprojected" the same
+#: net without it (consistency=False)
+METHODS = ("model", "model_unprojected", "bicubic", "injection", "gdal_pansharpen")
 
 
 @dataclass
@@ -93,18 +96,18 @@ class GuidedReport:
             lines.append(
                 f"{s.product} - stage {s.stage} (x{s.ratio}), {s.pixels} held-out fine pixels"
             )
-            head = f"  {'band':<6}" + "".join(f"{m + ' PSNR':>22}" for m in methods)
+            head = f"  {'band':<6}" + "".join(f"{m + ' PSNR':>24}" for m in methods)
             lines.append(head + "   RMSE/bicubic: " + " ".join(methods))
             for band in s.band_names:
                 row = f"  {band:<6}" + "".join(
-                    f"{s.bands[m][band]['psnr']:>22.2f}" for m in methods
+                    f"{s.bands[m][band]['psnr']:>24.2f}" for m in methods
                 )
                 ratios = " ".join(f"{s.bands[m][band]['rmse_vs_bicubic']:.3f}" for m in methods)
                 lines.append(f"{row}   {ratios}")
             for m in methods:
                 o = s.overall[m]
                 lines.append(
-                    f"  {m:<16} SAM {o['sam']:.5f} rad  ERGAS {o['ergas']:.3f}  "
+                    f"  {m:<18} SAM {o['sam']:.5f} rad  ERGAS {o['ergas']:.3f}  "
                     f"RMSE/bicubic {o['rmse_vs_bicubic']:.3f}  consistency {o['consistency']:.3f}"
                 )
         return "\n".join(lines)
@@ -173,16 +176,22 @@ def _score_stage(scene: WaldScene, stage: str, model: GuidedModel, label: str) -
     guides = scene.lr_guides[:, y * r :]
     truth = scene.targets[:, y * r :]
     present = scene.present
+    inputs = (
+        torch.from_numpy(lr)[None],
+        torch.from_numpy(guides)[None],
+        torch.from_numpy(present.astype(np.float32))[None],
+        torch.from_numpy(scene.gains)[None],
+    )
     with torch.inference_mode():
-        out = model(
-            stage,
-            torch.from_numpy(lr)[None],
-            torch.from_numpy(guides)[None],
-            torch.from_numpy(present.astype(np.float32))[None],
-            torch.from_numpy(scene.gains)[None],
-        )[0].numpy()
+        free = model(stage, *inputs, project=False)
+        out = project_block_means(free.clone(), inputs[0] * inputs[2][:, :, None, None], r)
     cubic = _bicubic(lr, r)
-    preds = {"model": out, "bicubic": cubic, "injection": injection(lr, guides, r, scene)}
+    preds = {
+        "model": out[0].numpy(),
+        "model_unprojected": free[0].numpy(),
+        "bicubic": cubic,
+        "injection": injection(lr, guides, r, scene),
+    }
     t = len(present)
     to_units = _units(scene)
     if len(scene.guide_names) == 1:

@@ -373,3 +373,45 @@ def test_evaluate_guided_reports_every_band_against_bicubic_and_baselines(
     text = html.read_text()
     assert "<img" in text and "B8A" in text and "injection" in text
     assert "B05" in result.stdout
+
+
+# --- the bundled guided models ----------------------------------------------------------------
+
+BUNDLED_GUIDED = {"s2-guided": ("20m", "60m"), "landsat-pan": ("pan",)}
+needs_bundled = pytest.mark.skipif(
+    not set(BUNDLED_GUIDED) <= set(geosr.bundled_models()),
+    reason="the bundled guided models are not in this checkout",
+)
+
+
+@needs_bundled
+@pytest.mark.parametrize("name", sorted(BUNDLED_GUIDED))
+def test_bundled_guided_model_loads_with_a_card(name: str, tmp_path: Path) -> None:
+    model = load_guided(name)
+    meta = model.meta
+    assert meta.name == name and tuple(meta.stages) == BUNDLED_GUIDED[name]
+    assert meta.trained_on["steps"] > 0 and meta.trained_on["products"]
+    assert "Wald" in meta.trained_on["protocol"] and meta.description
+    assert all(not p.startswith("/") for p in meta.trained_on["products"])  # no local paths
+    path = Path(geosr.__file__).parent / "weights" / f"{name}.safetensors"
+    assert path.stat().st_size < 10 * 1024 * 1024
+    result = _geosr("info", "--list", cwd=tmp_path)
+    assert name in result.stdout.split()
+
+
+@needs_bundled
+def test_a_product_by_default_goes_guided_to_10m_then_srgan_to_2_5m(tmp_path: Path) -> None:
+    """geosr.upscale(SAFE) with every default: s2-guided brings the 20 and 60 m bands to
+    10 m, the bundled SRGAN takes all bands to 2.5 m; the tags name both; resolution=10
+    stops after the guided step."""
+    out = geosr.upscale(L1C, tmp_path / "x4.tif", bands=["B04", "B05", "B11", "B01"])
+    with rasterio.open(out) as dst, rasterio.open(next(L1C.rglob("*_B04.jp2"))) as ten:
+        assert dst.res == (ten.res[0] / 4, ten.res[1] / 4) and dst.crs == ten.crs
+        tags = dst.tags()
+    assert tags["GEOSR_ALIGNER"].startswith("guided s2-guided (B05 B11 x2 guided by")
+    assert "B01 x6" in tags["GEOSR_ALIGNER"]
+    assert tags["GEOSR_MODEL"].startswith("srgan")
+    ten_m = geosr.upscale(L1C, tmp_path / "ten.tif", bands=["B04", "B11"], resolution=ten.res[0])
+    with rasterio.open(ten_m) as dst:
+        assert dst.res == ten.res and dst.tags()["GEOSR_MODEL"] == "none (aligner only)"
+        assert dst.tags()["GEOSR_ALIGNER"].startswith("guided s2-guided (B11 x2")
