@@ -43,7 +43,7 @@ def main() -> None:
         trained_on=trained_on,
     )
     print(path, path.stat().st_size // 1024, "kB")
-    print(model.meta.summary())
+    print(load_guided(path).meta.summary())
 
 
 if __name__ == "__main__":

@@ -281,9 +281,9 @@ def test_upscale_refuses_contradictory_inputs(qgis_env, scenes, models, work, ca
 
 def test_product_folder_onto_its_10m_grid(qgis_env, gdal, work):
     """An L2A SAFE folder, bands by name, RESOLUTION = the finest band's 10 m: the aligner
-    only (no network). The output lies exactly on the 10 m bands' grid with their names; the
-    10 m bands keep their pixels where SCL says clear, and the 20 m B8A is resampled onto it
-    (cubic: GEOSR_ALIGNER names it only when a band is on another grid)."""
+    only (no super-resolution network). The output lies exactly on the 10 m bands' grid with
+    their names; the 10 m bands keep their pixels where SCL says clear, and the 20 m B8A is
+    brought onto it by the bundled guided model, which GEOSR_ALIGNER names."""
     output = work / "l2a_10m.tif"
     result = run_upscale(
         qgis_env, output, PRODUCT_FOLDER=L2A, BAND_NAMES="B04,B03,B02,B8A", RESOLUTION=10
@@ -302,14 +302,16 @@ def test_product_folder_onto_its_10m_grid(qgis_env, gdal, work):
     assert out.GetSpatialRef().IsSame(ten.GetSpatialRef())
     names = [out.GetRasterBand(i).GetDescription() for i in range(1, out.RasterCount + 1)]
     assert names == ["B04", "B03", "B02", "B8A"]
-    assert out.GetMetadataItem("GEOSR_ALIGNER") == "cubic"
+    aligner = out.GetMetadataItem("GEOSR_ALIGNER")
+    assert aligner == "guided s2-guided (B8A x2 guided by B02 B03 B04 B08)"
     assert out.GetMetadataItem("GEOSR_MODEL") == "none (aligner only)"
     assert out.GetMetadataItem("GEOSR_MASK") == "clouds"
 
 
 def test_product_metadata_file_with_a_model_and_a_stac_item(qgis_env, models, gdal, work):
     """The L2A's MTD_MSIL2A.xml through a x4 model: 2.5 m on the 10 m grid's footprint, the
-    20 m band B8A brought onto it too, and a STAC Item beside the output describing it."""
+    20 m band B8A brought onto it by cubic resampling (GUIDED none), and a STAC Item beside
+    the output describing it."""
     output = work / "l2a_x4.tif"
     result = run_upscale(
         qgis_env,
@@ -318,6 +320,7 @@ def test_product_metadata_file_with_a_model_and_a_stac_item(qgis_env, models, gd
         MODEL=models["shared_x4"],
         BAND_NAMES="B04, B03,B02,B8A",  # spaces after commas are dropped
         MASK="nodata",
+        GUIDED="none",
         STAC="true",
         **CPU_CHUNKS,
     )
