@@ -54,7 +54,17 @@ log = logging.getLogger(__name__)
 
 #: "model" is what geosr writes (the consistency projection on); "model_unprojected" the same
 #: net without it (consistency=False)
-METHODS = ("model", "model_unprojected", "bicubic", "injection", "gdal_pansharpen")
+#: "consistent_bound" is the real band itself projected onto the degraded input: no output
+#: that averages back to its input can score better (Wald's degradation is a Gaussian MTF,
+#: not a block mean)
+METHODS = (
+    "model",
+    "model_unprojected",
+    "bicubic",
+    "injection",
+    "gdal_pansharpen",
+    "consistent_bound",
+)
 
 
 @dataclass
@@ -191,6 +201,9 @@ def _score_stage(scene: WaldScene, stage: str, model: GuidedModel, label: str) -
         "model_unprojected": free[0].numpy(),
         "bicubic": cubic,
         "injection": injection(lr, guides, r, scene),
+        "consistent_bound": project_block_means(
+            torch.from_numpy(truth.copy()), inputs[0][0] * inputs[2][0, :, None, None], r
+        ).numpy(),
     }
     t = len(present)
     to_units = _units(scene)
