@@ -415,3 +415,14 @@ def test_a_product_by_default_goes_guided_to_10m_then_srgan_to_2_5m(tmp_path: Pa
     with rasterio.open(ten_m) as dst:
         assert dst.res == ten.res and dst.tags()["GEOSR_MODEL"] == "none (aligner only)"
         assert dst.tags()["GEOSR_ALIGNER"].startswith("guided s2-guided (B11 x2")
+
+
+@needs_bundled
+def test_landsat_by_default_goes_to_15m_guided_then_3_75m(tmp_path: Path) -> None:
+    out = geosr.upscale(LANDSAT_PRE, tmp_path / "l8.tif", bands=["B4", "B5"], chunk_size=128)
+    with rasterio.open(out) as dst, rasterio.open(LANDSAT_PRE / "l8_B4.tif") as ms:
+        assert dst.res == (3.75, 3.75)
+        assert dst.transform == ms.transform * Affine.scale(0.125)  # the 30 m footprint
+        tags = dst.tags()
+    assert tags["GEOSR_ALIGNER"] == "guided landsat-pan (B4 B5 x2 guided by B8)"
+    assert tags["GEOSR_MODEL"].startswith("srgan")
