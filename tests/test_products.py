@@ -367,7 +367,13 @@ def test_open_dataarray_and_the_accessor_match_the_file_face(model: Path, tmp_pa
     with rasterio.open(out) as a, rasterio.open(ref) as b:
         valid = b.dataset_mask() > 0
         assert a.descriptions == b.descriptions and a.transform == b.transform
-        assert np.array_equal(a.read()[:, valid], b.read()[:, valid])
+        lazy_pixels, file_pixels = a.read()[:, valid], b.read()[:, valid]
+        assert np.array_equal(lazy_pixels[:3], file_pixels[:3])
+        # B8A, guided to 10 m: the file face takes the SR model's statistics from a decimated
+        # read of the product (which cannot run the guided net), the lazy face from the array
+        diff = np.abs(lazy_pixels[3].astype(int) - file_pixels[3].astype(int))
+        assert diff.max() <= (0 if "s2-guided" not in geosr.bundled_models() else 32)
+        assert diff.mean() < 2
         assert (a.read()[:, ~valid] == 0).all()  # masked pixels are nodata
 
 
