@@ -76,10 +76,12 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         "a STAC Item .json file or URL); or a product folder (a Sentinel-2 .SAFE folder or a "
         "Landsat folder with its MTL file).\n\n"
         "A product's bands, chosen by name (Band names, e.g. B04,B03,B02,B08), are first "
-        "brought onto the grid of the finest one (cubic), clouds and fill are masked from its "
+        "brought onto the grid of the finest one (by the bundled guided model of the sensor, "
+        "which sharpens them with the product's sharper bands, else cubic), clouds and fill "
+        "are masked from its "
         "quality band (SCL, QA_PIXEL or BQA), and band names, wavelengths and reflectance "
         "scale/offset are kept. An output pixel size (Output pixel size) equal to the finest "
-        "band's only brings the bands onto that grid, with no network.\n\n"
+        "band's only brings the bands onto that grid, with no super-resolution network.\n\n"
         "The output is a GeoTIFF, or a Zarr store for an output ending in .zarr, with the "
         "input's CRS, extent, band count, data type and "
         "nodata; only the pixel size changes (divided by the scale). Large rasters are "
@@ -151,7 +153,7 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             "The output's pixel size in the units of the input's CRS (metres for UTM): the "
             "finest band's pixel divided by the model's scale (what empty gives), or the finest "
             "band's pixel itself (10 for Sentinel-2), which only brings a product's bands onto "
-            "one grid, with no network. Other values are refused.",
+            "one grid, with no super-resolution network. Other values are refused.",
             minimum=0.0,  # inclusive: 0 itself is refused in resolution()
             decimal=True,
         )
