@@ -54,6 +54,7 @@ EXPECTED_PARAMETERS = {
         "CHUNK_SIZE": QgsProcessingParameterNumber,
         "BANDS": QgsProcessingParameterBand,
         "MASK": QgsProcessingParameterEnum,
+        "GUIDED": QgsProcessingParameterEnum,
         "COG": QgsProcessingParameterBoolean,
         "STAC": QgsProcessingParameterBoolean,
         "OUTPUT": QgsProcessingParameterRasterDestination,
@@ -204,7 +205,7 @@ def test_upscale_product_parameter_details(provider):
     for name in ("PRODUCT", "PRODUCT_FOLDER", "BAND_NAMES", "RESOLUTION"):
         assert flagged(name, optional), name
         assert not flagged(name, advanced), name
-    for name in ("MASK", "STAC"):
+    for name in ("MASK", "GUIDED", "STAC"):
         assert flagged(name, advanced), name
     product = algorithm.parameterDefinition("PRODUCT")
     assert product.behavior() == QgsProcessingParameterFile.File
@@ -224,6 +225,9 @@ def test_upscale_product_parameter_details(provider):
     assert mask.options() == ["auto", "clouds", "nodata", "none"]
     assert mask.defaultValue() == "auto"
     assert mask.usesStaticStrings()
+    guided = algorithm.parameterDefinition("GUIDED")
+    assert guided.options() == ["auto", "none", "s2-guided", "landsat-pan"]
+    assert guided.defaultValue() == "auto" and guided.usesStaticStrings()
     assert algorithm.parameterDefinition("STAC").defaultValue() is False
     assert algorithm.parameterDefinition("BAND_NAMES").defaultValue() is None
     assert [o.name() for o in algorithm.outputDefinitions()] == ["OUTPUT", "STAC_ITEM"]
