@@ -82,7 +82,7 @@ def guided_stages(product: Product, model: GuidedModel) -> list[StageBands]:
         if bands is not None:
             stages.append(bands)
     for other in stages[1:]:
-        if not _same_grid(other.fine, stages[0].fine):
+        if not other.fine.same_as(stages[0].fine):
             raise InputError(
                 f"the stages of guided model {name} reach different grids in {product.label}; "
                 "its guides must lie on one grid"
@@ -398,10 +398,6 @@ def _normalise(data: np.ndarray, stats: _Stats, invalid: np.ndarray) -> np.ndarr
     out = (data - stats.offset[:, None, None]) / stats.scale[:, None, None]
     out[invalid] = 0.0
     return out.astype(np.float32)
-
-
-def _same_grid(a: Grid, b: Grid) -> bool:
-    return (a.width, a.height) == (b.width, b.height) and a.transform.almost_equals(b.transform)
 
 
 __all__ = [

@@ -93,7 +93,7 @@ def stage_bands(
         raise InputError(f"a guide or target of {what} is off the product: {exc}") from None
     coarse = present[0].grid
     for band in present[1:]:
-        if not _same_grid(band.grid, coarse):
+        if not band.grid.same_as(coarse):
             raise InputError(
                 f"targets {present[0].name} and {band.name} of {what} lie on different grids "
                 f"in {product.label}; guided models take targets of one grid"
@@ -120,10 +120,6 @@ def read_band(band: ProductBand, grid: Grid) -> np.ndarray:
     """A whole band on ``grid`` as float32 (a training or evaluation read: small products)."""
     with rasterio.open(band_vrt(band, grid)) as src:
         return src.read(1).astype(np.float32)
-
-
-def _same_grid(a: Grid, b: Grid) -> bool:
-    return (a.width, a.height) == (b.width, b.height) and a.transform.almost_equals(b.transform)
 
 
 def covered_targets(stages: Sequence[StageBands]) -> set[str]:

@@ -45,6 +45,12 @@ class Grid:
             math.hypot(self.transform.b, self.transform.e),
         )
 
+    def same_as(self, other: Grid) -> bool:
+        """Whether ``other`` is this grid (size and transform, to float rounding)."""
+        return (self.width, self.height) == (other.width, other.height) and (
+            self.transform.almost_equals(other.transform)
+        )
+
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) of a north-up grid."""

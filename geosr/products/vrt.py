@@ -80,7 +80,7 @@ def quality_vrt(band: QualityBand, grid: Grid) -> str:
 
 def needs_resampling(bands: Sequence[ProductBand], grid: Grid) -> bool:
     """Whether any band is not on ``grid`` already."""
-    return any(not _same_grid(band.grid, grid) for band in bands)
+    return any(not band.grid.same_as(grid) for band in bands)
 
 
 def common_dtype(bands: Sequence[ProductBand]) -> str:
@@ -100,17 +100,13 @@ def _metadata(element: ET.Element, tags: dict[str, str]) -> None:
         ET.SubElement(metadata, "MDI", key=key).text = str(value)
 
 
-def _same_grid(a: Grid, b: Grid) -> bool:
-    return (a.width, a.height) == (b.width, b.height) and a.transform.almost_equals(b.transform)
-
-
 def _source(
     element: ET.Element, file: str, source_band: str, source: Grid, target: Grid, resampling: str
 ) -> None:
     """A source placing ``file``'s band ``source_band`` (``1``, or ``mask,1`` for its mask),
     on ``source``, over the whole ``target``: its source rectangle is the target grid's
     footprint in source pixels."""
-    same = _same_grid(source, target)
+    same = source.same_as(target)
     attributes = {} if same else {"resampling": resampling}
     simple = ET.SubElement(element, "SimpleSource", attributes)
     ET.SubElement(simple, "SourceFilename", relativeToVRT="0").text = file
