@@ -49,6 +49,7 @@ _LAZY = {
     "open_dataarray": "geosr.pipeline",
     "upscale": "geosr.pipeline",
     "upscale_dataarray": "geosr.pipeline",
+    "uncertainty_path": "geosr.pipeline",
     "write_zarr": "geosr.zarr_store",
 }
 
@@ -66,7 +67,14 @@ if TYPE_CHECKING:
     from geosr.evaluate import evaluate
     from geosr.evaluate_guided import evaluate_guided
     from geosr.models import build_discriminator
-    from geosr.pipeline import BandStats, open_dataarray, upscale, upscale_dataarray, write
+    from geosr.pipeline import (
+        BandStats,
+        open_dataarray,
+        uncertainty_path,
+        upscale,
+        upscale_dataarray,
+        write,
+    )
     from geosr.zarr_store import write_zarr
 
 
@@ -113,6 +121,7 @@ __all__ = [
     "open_dataarray",
     "read_meta",
     "save_model",
+    "uncertainty_path",
     "upscale",
     "upscale_dataarray",
     "write",

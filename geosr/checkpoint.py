@@ -25,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from geosr.contract import TrainingDomain
 from geosr.errors import CheckpointError, ModelError, ModelNotFoundError
 from geosr.fileutil import default_file_mode
 from geosr.models import PRESETS, GeneratorConfig, build_generator
@@ -95,6 +96,8 @@ class ModelMeta:
         default_strength: set when the file carries two endpoints, the PSNR model
             (strength 0) and its GAN fine-tune (strength 1): the strength used when none is
             asked for. None: one set of weights, no strength dial.
+        domain: the training scenes' domain (:class:`~geosr.contract.TrainingDomain`, or
+            its dict), which ``upscale`` checks inputs against; None (older files): no check.
     """
 
     generator: GeneratorConfig
@@ -106,6 +109,10 @@ class ModelMeta:
     name: str | None = None
     description: str | None = None
     default_strength: float | None = None
+    domain: TrainingDomain | None = None
+
+    def __post_init__(self) -> None:
+        _domain_field(self)
 
     @property
     def scale(self) -> int:
@@ -132,6 +139,8 @@ class ModelMeta:
         for key in ("band_names", "value_range"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
+        if values.get("domain") is not None:
+            values["domain"] = TrainingDomain.from_dict(values["domain"])
         return cls(**values)
 
     def summary(self) -> str:
@@ -169,7 +178,27 @@ class ModelMeta:
             )
         for key, value in self.trained_on.items():
             lines.append(f"trained on:    {key}: {value}")
+        lines += _domain_lines(self.domain)
         return "\n".join(lines)
+
+
+def _domain_field(meta: Any) -> None:
+    """A ``domain`` given as a dict becomes a TrainingDomain (frozen dataclasses' way)."""
+    if isinstance(meta.domain, Mapping):
+        object.__setattr__(meta, "domain", TrainingDomain.from_dict(meta.domain))
+    elif meta.domain is not None and not isinstance(meta.domain, TrainingDomain):
+        raise ModelError(
+            f"domain must be a TrainingDomain or its dict, got {type(meta.domain).__name__}"
+        )
+
+
+def _domain_lines(domain: TrainingDomain | None) -> list[str]:
+    """The card's training-domain section (``geosr info``)."""
+    if domain is None:
+        return ["training domain: not recorded (inputs are not checked)"]
+    return ["training domain (upscale warns about inputs outside it):"] + [
+        f"  {line}" for line in domain.summary_lines()
+    ]
 
 
 def build_model(
@@ -465,6 +494,8 @@ class GuidedMeta:
             rows ``geosr evaluate --guided`` scores by default.
         mtf: the sensor MTF at Nyquist of the Gaussian that degraded training inputs.
         trained_on, name, description: provenance, shown by ``geosr info``.
+        domain: the training products' domain (:class:`~geosr.contract.TrainingDomain`),
+            for the card; None (older files): not recorded.
     """
 
     stages: dict[str, GuidedConfig]
@@ -474,6 +505,10 @@ class GuidedMeta:
     trained_on: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
     description: str | None = None
+    domain: TrainingDomain | None = None
+
+    def __post_init__(self) -> None:
+        _domain_field(self)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -491,6 +526,8 @@ class GuidedMeta:
             )
         values["stages"] = {k: GuidedConfig.from_dict(v) for k, v in values["stages"].items()}
         values["normalization"] = Normalization.from_dict(values.get("normalization") or {})
+        if values.get("domain") is not None:
+            values["domain"] = TrainingDomain.from_dict(values["domain"])
         return cls(**values)
 
     @property
@@ -513,6 +550,8 @@ class GuidedMeta:
             lines.append(f"description:   {self.description}")
         for key, value in self.trained_on.items():
             lines.append(f"trained on:    {key}: {value}")
+        if self.domain is not None:
+            lines += _domain_lines(self.domain)
         return "\n".join(lines)
 
 

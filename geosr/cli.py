@@ -175,6 +175,18 @@ def _upscale_arguments(sub: Any) -> argparse.ArgumentParser:
         help="with a strength dial (srgan), on several bands: keep strength 0's band ratios "
         "(spectral angle) under the texture of --strength (a second network pass)",
     )
+    up.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="also write each output pixel's expected absolute error (band units, float32) "
+        "beside the output: OUTPUT_uncertainty.tif (.zarr); no extra network pass",
+    )
+    up.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse an input outside the model's training domain (pixel size, dtype, values: "
+        "see geosr info MODEL) instead of warning once",
+    )
     up.add_argument("--scale", type=int, help="expected scale; refused if the model does another")
     up.add_argument(
         "--bands",
@@ -336,6 +348,36 @@ def _evaluate_arguments(sub: Any) -> argparse.ArgumentParser:
         "on products (Sentinel-2 SAFE, Landsat folders, folders of band files) by Wald's "
         "protocol on their held-out rows, against bicubic and classical fusion baselines",
     )
+    ev.add_argument(
+        "--temporal",
+        nargs=2,
+        metavar=("A", "B"),
+        help="stability across dates: upscale two rasters of one place (same CRS, grids "
+        "offset by whole pixels) and compare the model's date-to-date change with bicubic's "
+        "on the pixels that barely changed (--model default srgan at --strength 0 0.25 0.5 1)",
+    )
+    ev.add_argument(
+        "--stable-threshold",
+        type=float,
+        metavar="DN",
+        help="with --temporal: a pixel is stable when no band changed by more than DN, in it "
+        "and its --stable-radius neighbours (default: the --stable-fraction least changed)",
+    )
+    ev.add_argument(
+        "--stable-fraction",
+        type=float,
+        default=0.05,
+        metavar="F",
+        help="with --temporal and no --stable-threshold: the share of pixels that changed "
+        "least taken as stable (default 0.05)",
+    )
+    ev.add_argument(
+        "--stable-radius",
+        type=int,
+        default=1,
+        metavar="PX",
+        help="with --temporal: neighbours that must be stable too (default 1: 3 x 3)",
+    )
     ev.add_argument("--bands", type=_band_list, help="1-based bands to evaluate (default all)")
     ev.add_argument("--chunk-size", type=_positive_int, help="input pixels per chunk side")
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
@@ -446,6 +488,8 @@ def _cmd_upscale(args: argparse.Namespace, events: EventStream) -> int:
         strength=args.strength,
         tta=args.tta,
         preserve_spectra=args.preserve_spectra,
+        strict=args.strict,
+        uncertainty=args.uncertainty,
         stac=args.stac,
         cog=args.cog,
         overwrite=args.overwrite,
@@ -495,6 +539,8 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
     events.emit("start", scenes=[redact(s) for s in args.scenes])
     if args.guided:
         return _cmd_evaluate_guided(args, events, callback, bars)
+    if args.temporal:
+        return _cmd_evaluate_temporal(args, events, callback, bars)
     try:
         report = evaluate(
             args.scenes,
@@ -555,6 +601,53 @@ def _cmd_evaluate_guided(
             bar.close()
     if events.enabled:
         events.emit("done", json=str(args.json_path or ""), html=str(args.html_path or ""))
+    else:
+        print(report.table())
+    return 0
+
+
+def _cmd_evaluate_temporal(
+    args: argparse.Namespace,
+    events: EventStream,
+    callback: Callable[[int, int], None] | None,
+    bars: list[Any],
+) -> int:
+    from geosr.evaluate_temporal import evaluate_temporal
+
+    if args.scenes or args.pair:
+        raise UsageError("--temporal takes its two rasters A B; give no scenes or --pair")
+    if args.bands:
+        raise UsageError("--temporal compares every band; drop --bands")
+    try:
+        report = evaluate_temporal(
+            *args.temporal,
+            "srgan" if args.model == "default" else args.model,
+            strengths=args.strengths,
+            tta=args.tta,
+            preserve_spectra=args.preserve_spectra,
+            stable_threshold=args.stable_threshold,
+            stable_fraction=args.stable_fraction,
+            stable_radius=args.stable_radius,
+            chunk_size=args.chunk_size,
+            device=args.device,
+            consistency=not args.no_consistency,
+            json_path=args.json_path,
+            figure=args.figure,
+            html_path=args.html_path,
+            progress=callback,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    if events.enabled:
+        events.emit(
+            "done",
+            passed=report.passed,
+            ratios={m.name: m.ratio for m in report.methods},
+            json=str(args.json_path or ""),
+            figure=str(args.figure or ""),
+            html=str(args.html_path or ""),
+        )
     else:
         print(report.table())
     return 0

@@ -62,3 +62,11 @@ class GeosrWarning(UserWarning):
 
 class NotGeoreferencedWarning(GeosrWarning):
     """The input has no CRS or no geotransform; the output will not be georeferenced either."""
+
+
+class DomainError(InputError):
+    """The input lies outside the model's training domain and ``strict`` refuses it."""
+
+
+class DomainWarning(GeosrWarning):
+    """The input lies outside the model's training domain (its card's ``training domain``)."""

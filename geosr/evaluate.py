@@ -5,7 +5,8 @@ raster is written as a real GeoTIFF and super-resolved through :func:`geosr.upsc
 very pipeline users run, and every method is scored against the HR reference on valid pixels:
 PSNR, SSIM, SAM, ERGAS, UIQI, texture (mean gradient magnitude and power above half Nyquist,
 each compared with the reference's), LR consistency (the output degraded back to LR against
-the LR input) and the wall time of the upscaling.
+the LR input), opensr-test's correctness scores (improvement, omission, hallucination:
+:mod:`geosr.correctness`) and the wall time of the upscaling.
 
 A model with a strength dial (``srgan``) can be scored at several strengths, each also with
 the x8 self-ensemble; the HTML report then shows where each strength sits between fidelity
@@ -33,6 +34,7 @@ from rasterio.windows import Window
 from torch import nn
 
 from geosr.checkpoint import model_meta
+from geosr.correctness import SCORES, CorrectnessReference
 from geosr.data.dataset import validation_cut
 from geosr.data.degradations import DegradationConfig
 from geosr.errors import ConfigError, InputError
@@ -76,6 +78,7 @@ COLUMNS = (
     "hf_power_ratio",
     "lr_psnr",
     "lr_error",
+    *SCORES,
     "seconds",
 )
 #: Side of the centre crop drawn in the PNG figure (HR pixels, at most).
@@ -91,7 +94,11 @@ LEGEND = (
     "magnitude; spectral power above half Nyquist), 1 is ideal, below is blur, above invented "
     "texture or noise; lr_psnr: output degraded back to LR against the LR input; lr_error: "
     "largest difference (DN) between an output block's mean and its input pixel, blocks "
-    "clipped at the data type's limits left out; seconds: wall time of the upscaling."
+    "clipped at the data type's limits left out; improvement/omission/hallucination: "
+    "opensr-test's correctness scores (over the pixels that change most between LR and HR, "
+    "the mean soft membership of: the output moved towards the HR, stayed at the LR, or went "
+    "away from both; they sum to 1; improvement: higher is better); seconds: wall time of "
+    "the upscaling."
 )
 
 #: A square window on the HR grid: top row, left column, side.
@@ -200,20 +207,27 @@ class EvaluationReport:
         )
 
     def table(self) -> str:
+        """The means as text: the metrics, then opensr-test's correctness scores (a block of
+        their own, so lines stay short), then a one-line legend."""
         width = max([len("method"), *(len(m) for m in self.methods)])
-        cells = {c: max(len(c), 8) for c in COLUMNS}
-        header = f"{'degradation':<11} {'method':<{width}} " + " ".join(
-            f"{c:>{cells[c]}}" for c in COLUMNS
-        )
-        lines = [header, "-" * len(header)]
-        for degradation, methods in self.summary().items():
-            for method, values in methods.items():
-                row = " ".join(f"{_cell(c, values[c]):>{cells[c]}}" for c in COLUMNS)
-                lines.append(f"{degradation:<11} {method:<{width}} {row}")
+        summary = self.summary()
+        lines: list[str] = []
+        for columns in (tuple(c for c in COLUMNS if c not in SCORES), SCORES):
+            cells = {c: max(len(c), 8) for c in columns}
+            header = f"{'degradation':<11} {'method':<{width}} " + " ".join(
+                f"{c:>{cells[c]}}" for c in columns
+            )
+            lines += ["", header] if lines else [header]
+            lines.append("-" * len(header))
+            for degradation, methods in summary.items():
+                for method, values in methods.items():
+                    row = " ".join(f"{_cell(c, values[c]):>{cells[c]}}" for c in columns)
+                    lines.append(f"{degradation:<11} {method:<{width}} {row}")
         lines.append(
             "psnr/ssim/uiqi: higher is better; sam (rad), ergas: lower; gradient_ratio, "
             "hf_power_ratio: texture / reference's (1 is ideal); lr_psnr: output degraded back "
-            "vs LR input; seconds: upscaling time"
+            "vs LR input; improvement (higher)/omission/hallucination (lower): opensr-test "
+            "correctness; seconds: upscaling time"
         )
         return "\n".join(lines)
 
@@ -538,16 +552,17 @@ def _score(
     windows = [_centre_square(ref.valid.shape, FIGURE_CROP)]
     windows += _textured_squares(ref, CROP_SIZE, CROPS_PER_SCENE, scale)
     cuts = {"LR": _cut(np.repeat(np.repeat(ref.filled_lr, scale, 1), scale, 2), windows)}
+    correct = _correctness_reference(name, ref, scale)
     metrics: dict[str, dict[str, float]] = {}
     for variant in variants:
         pred, seconds = _run_model(lr_path, work / f"{kind}_sr.tif", variant, options)
-        metrics[variant.name] = _method_metrics(pred, seconds, ref, scale, degradation)
+        metrics[variant.name] = _method_metrics(pred, seconds, ref, scale, degradation, correct)
         cuts[variant.name] = _cut(pred, windows)
     for method, upsample in zip(BASELINES, (bicubic_upsample, lanczos_upsample), strict=True):
         start = time.perf_counter()
         pred = upsample(ref.filled_lr, scale)
         seconds = time.perf_counter() - start
-        metrics[method] = _method_metrics(pred, seconds, ref, scale, degradation)
+        metrics[method] = _method_metrics(pred, seconds, ref, scale, degradation, correct)
         cuts[method] = _cut(pred, windows)
     cuts["HR"] = _cut(ref.hr, windows)
     shown = ["LR", "bicubic", *(v.name for v in variants), "HR"]
@@ -637,6 +652,7 @@ def _method_metrics(
     ref: _Reference,
     scale: int,
     degradation: DegradationConfig,
+    correct: CorrectnessReference | None = None,
 ) -> dict[str, float]:
     values = all_metrics(pred, ref.hr, ref.span, scale, ref.valid)
     values["gradient_ratio"] = (
@@ -645,8 +661,22 @@ def _method_metrics(
     values["hf_power_ratio"] = float(high_frequency_power_ratio(pred, ref.hr, ref.valid))
     values["lr_psnr"] = _lr_psnr(pred, ref, scale, degradation)
     values["lr_error"] = _lr_error(pred, ref, scale)
+    if correct is not None:
+        values.update(correct.scores(pred))
+    else:
+        values.update(dict.fromkeys(SCORES, math.nan))
     values["seconds"] = seconds
     return values
+
+
+def _correctness_reference(name: str, ref: _Reference, scale: int) -> CorrectnessReference | None:
+    """opensr-test's correctness set-up for one scene (border cut, LR upsampled, threshold),
+    shared by its methods; None (scores n/a) where the scene is too small for the border."""
+    try:
+        return CorrectnessReference.from_arrays(ref.filled_lr, ref.hr, scale, ref.valid)
+    except InputError as err:
+        log.debug("%s: no correctness scores: %s", name, err)
+        return None
 
 
 def _lr_psnr(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import math
 import numbers
@@ -35,6 +36,7 @@ from torch import nn
 from geosr.checkpoint import ALIASES, ModelMeta, load_model, model_meta, with_strength
 from geosr.choices import PRECISIONS
 from geosr.consistency import project_block_means
+from geosr.contract import describe_dataarray, describe_raster, enforce
 from geosr.errors import (
     BandMismatchError,
     ConfigError,
@@ -72,6 +74,8 @@ from geosr.raster import (
     select_bands,
 )
 from geosr.sources import remote_env
+from geosr.uncertainty import HALO as UNCERTAINTY_HALO
+from geosr.uncertainty import uncertainty_block
 from geosr.version import __version__
 from geosr.writer import ProgressCallback, active_client, write_raster
 from geosr.zarr_store import (
@@ -870,6 +874,136 @@ def upscale_array(
     )
 
 
+@dataclass(frozen=True)
+class _UncertaintyPlan:
+    stats: BandStats
+    halo: tuple[int, int]
+    numblocks: tuple[int, int]
+    nodata: float | None
+    scale: int
+    strength: float
+    carry: tuple[int, ...] = ()
+
+
+def _uncertainty_chunk(
+    block: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    plan: _UncertaintyPlan,
+    block_id: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    _, height, width = block.shape
+    _, iy, ix = block_id or (0, 0, 0)
+    halo_y, halo_x = plan.halo
+    top = halo_y if iy > 0 else 0
+    bottom = height - (halo_y if iy < plan.numblocks[0] - 1 else 0)
+    left = halo_x if ix > 0 else 0
+    right = width - (halo_x if ix < plan.numblocks[1] - 1 else 0)
+    bands = np.delete(block, plan.carry, axis=0) if plan.carry else block
+    valid = valid_mask(bands, plan.nodata, mask)
+    error = uncertainty_block(
+        bands, valid, plan.stats.offset, plan.stats.scale, plan.scale, plan.strength
+    )
+    s = plan.scale
+    error = error[:, top * s : bottom * s, left * s : right * s]
+    if plan.carry:  # an alpha band is carried exactly: no error
+        positions = [c - i for i, c in enumerate(plan.carry)]
+        error = np.insert(error, positions, np.float32(0), axis=0)
+    return error
+
+
+def uncertainty_array(
+    array: da.Array,
+    stats: BandStats,
+    nodata: float | None,
+    scale: int,
+    strength: float,
+    mask: da.Array | None = None,
+    carry: Sequence[int] = (),
+) -> da.Array:
+    """Lazy per-pixel uncertainty (float32, NaN where masked) of upscaling ``array`` (bands,
+    y, x) by ``scale``: the expected absolute error of each output pixel, in the band's units
+    (:mod:`geosr.uncertainty`). It needs no network, only the input and ``stats``, the
+    normalisation the network saw; chunks get a halo, so the values do not depend on them."""
+    if array.chunks[0] != (array.shape[0],):
+        array = array.rechunk({0: -1})
+    ychunks, halo_y = _halo_chunks(array.chunks[1], UNCERTAINTY_HALO)
+    xchunks, halo_x = _halo_chunks(array.chunks[2], UNCERTAINTY_HALO)
+    if (ychunks, xchunks) != array.chunks[1:]:
+        array = array.rechunk((array.shape[0], ychunks, xchunks))
+    extended = da.overlap.overlap(array, depth={0: 0, 1: halo_y, 2: halo_x}, boundary="none")
+    masks = []
+    if mask is not None:
+        mask = mask.rechunk((ychunks, xchunks))
+        masks.append(da.overlap.overlap(mask, depth={0: halo_y, 1: halo_x}, boundary="none"))
+    plan = _UncertaintyPlan(
+        stats=stats,
+        halo=(halo_y, halo_x),
+        numblocks=(len(ychunks), len(xchunks)),
+        nodata=nodata,
+        scale=scale,
+        strength=strength,
+        carry=tuple(sorted(int(c) for c in carry)),
+    )
+    return da.map_blocks(
+        _uncertainty_chunk,
+        extended,
+        *masks,
+        plan=dask.delayed(plan, pure=True),
+        chunks=(
+            array.chunks[0],
+            tuple(c * scale for c in ychunks),
+            tuple(c * scale for c in xchunks),
+        ),
+        dtype=np.float32,
+        token=f"geosr-uncertainty-x{scale}",
+        meta=np.empty((0, 0, 0), np.float32),
+    )
+
+
+def with_uncertainty(upscaled: xr.DataArray, error: da.Array) -> xr.Dataset:
+    """The Dataset ``upscale_dataarray(uncertainty=True)`` returns: ``upscaled`` and its
+    ``uncertainty`` (float32, NaN nodata, same grid, bands described as ``<band>
+    uncertainty``)."""
+    names = upscaled.attrs.get("long_name")
+    band_dim = upscaled.dims[0]
+    if not isinstance(names, list | tuple):
+        coord = upscaled.coords.get(band_dim)
+        names = (
+            [str(v) for v in coord.values]
+            if coord is not None and coord.dtype.kind in "OU"
+            else [f"band {i}" for i in range(1, upscaled.shape[0] + 1)]
+        )
+    attrs = {
+        "long_name": [f"{name} uncertainty" for name in names],
+        "geosr_uncertainty": UNCERTAINTY_MEANING,
+        "geosr_model": upscaled.attrs.get("geosr_model", ""),
+        "geosr_scale": upscaled.attrs.get("geosr_scale", ""),
+    }
+    error_da = xr.DataArray(error, dims=upscaled.dims, coords=upscaled.coords, attrs=attrs)
+    error_da = error_da.rio.write_nodata(np.nan, encoded=False)
+    return xr.Dataset({"upscaled": upscaled, "uncertainty": error_da})
+
+
+#: What the uncertainty raster holds, as its GEOSR_UNCERTAINTY tag says.
+UNCERTAINTY_MEANING = (
+    "expected absolute error of each output pixel, in the band's units (geosr.uncertainty)"
+)
+
+
+def uncertainty_path(output: str | os.PathLike[str]) -> Path:
+    """Where ``upscale(uncertainty=True)`` writes the uncertainty beside ``output``:
+    ``scene_x4.tif`` -> ``scene_x4_uncertainty.tif`` (``.zarr`` likewise)."""
+    path = Path(output)
+    return path.with_name(f"{path.stem}_uncertainty{path.suffix}")
+
+
+def _strength_of(net: nn.Module) -> float:
+    """The strength the error model is told: the dial's, 0 (fidelity) without one."""
+    strength = getattr(net, "strength", None)
+    return 0.0 if strength is None else float(strength)
+
+
 def default_halo(model: nn.Module, may_have_nodata: bool) -> int:
     """The generator's receptive radius, plus the nodata fill's reach when it can matter."""
     return model.receptive_radius() + (FILL_RADIUS if may_have_nodata else 0)
@@ -934,10 +1068,12 @@ def upscale_dataarray(
     stats: BandStats | None = None,
     mask: xr.DataArray | da.Array | np.ndarray | None = None,
     alpha: int | None = None,
+    strict: bool | None = False,
     strength: float | None = None,
     tta: bool = False,
     preserve_spectra: bool = False,
-) -> xr.DataArray:
+    uncertainty: bool = False,
+) -> xr.DataArray | xr.Dataset:
     """Lazily super-resolve a georeferenced DataArray (``band, y, x`` or ``y, x``), or a cube
     with leading dimensions such as ``time`` (``time, band, y, x``): each slice is upscaled
     as a scene of its own, with its own statistics.
@@ -969,6 +1105,10 @@ def upscale_dataarray(
             0 for integers without a nodata value).
         alpha: 1-based position of an alpha band along ``band``: carried by nearest
             neighbour, never super-resolved, and a mask for the other bands (0 = masked).
+        strict: the input contract (:mod:`geosr.contract`): before any work the scene (pixel
+            size, dtype, a sample of its values) is compared with the training domain the
+            model's card records; False (default) warns once (a ``DomainWarning``) naming
+            what lies outside it, True refuses with a ``DomainError``, None skips the check.
         strength: for a model with a strength dial (``srgan``): 0 is its PSNR model (fidelity),
             1 its GAN endpoint (texture), values between interpolate the two networks; default
             the model's own (``geosr info srgan``). Other models refuse it.
@@ -978,11 +1118,17 @@ def upscale_dataarray(
             output pixel keeps the band ratios (the spectral angle) of strength 0 and the
             brightness, hence the texture, of ``strength`` (:func:`keep_band_ratios`), before
             the projection. SAM stays at the PSNR model's; it costs a second network pass.
+        uncertainty: also estimate each output pixel's error: the result is then an
+            ``xr.Dataset`` of ``upscaled`` (the DataArray returned otherwise) and
+            ``uncertainty`` (float32, same grid and bands, NaN where masked): the expected
+            absolute error in the band's units, from the input's local detail with an error
+            model fitted on real errors (:mod:`geosr.uncertainty`); no network pass.
     """
     net = resolve_model(model, strength)
     meta = model_meta(net)
     check_scale(meta, scale)
     kept = keeps_spectra(net, preserve_spectra)  # refuses a model without a dial, before any work
+    enforce(meta, lambda: describe_dataarray(data, alpha), strict)  # the input contract
     label = model_label(model, net, tta, preserve_spectra)
     options = {
         "scale": scale,
@@ -996,8 +1142,10 @@ def upscale_dataarray(
         "stats": stats,
         "mask": mask,
         "alpha": alpha,
+        "strict": None,  # checked once, above
         "tta": tta,
         "preserve_spectra": preserve_spectra,
+        "uncertainty": uncertainty,
     }
     if data.ndim > 3:
         return _upscale_cube(data, net, options, label)
@@ -1011,8 +1159,14 @@ def upscale_dataarray(
         rows = {data.dims[-2]: slice(None, None, -1)}
         flipped_mask = None if mask is None else _flip_rows(mask)
         north_up = upscale_dataarray(data.isel(rows), net, **{**options, "mask": flipped_mask})
-        out = north_up.isel(rows).assign_attrs(geosr_model=label)
-        return out.rio.write_transform(grid_transform(out))
+        if isinstance(north_up, xr.Dataset):  # with its uncertainty: each flipped back
+            return xr.Dataset(
+                {
+                    name: _rows_back(variable, rows, label if name == "upscaled" else None)
+                    for name, variable in north_up.items()
+                }
+            )
+        return _rows_back(north_up, rows, label)
     check_dtype(np.dtype(data.dtype), "the DataArray")
     count = data.shape[0]
     carry = _alpha_position(alpha, count)
@@ -1056,10 +1210,37 @@ def upscale_dataarray(
     }
     runner = TileRunner(net, **runner_options)
     anchor = None  # the strength-0 network, whose band ratios the output keeps
+    _hint_preserve_spectra(net, preserve_spectra, count - len(carry))
     if kept and count - len(carry) > 1:  # one band has no ratios: no second network pass
         anchor = TileRunner(with_strength(net, 0.0), **runner_options)
     result = upscale_array(array, runner, stats, nodata, halo, consistency, valid, carry, anchor)
-    return _wrap_result(data, result, meta.scale, nodata, label)
+    out = _wrap_result(data, result, meta.scale, nodata, label)
+    if not uncertainty:
+        return out
+    error = uncertainty_array(array, stats, nodata, meta.scale, _strength_of(net), valid, carry)
+    return with_uncertainty(out, error)
+
+
+def _rows_back(
+    north_up: xr.DataArray, rows: dict[Hashable, slice], label: str | None
+) -> xr.DataArray:
+    out = north_up.isel(rows)
+    if label is not None:
+        out = out.assign_attrs(geosr_model=label)
+    return out.rio.write_transform(grid_transform(out))
+
+
+def _hint_preserve_spectra(net: nn.Module, preserve_spectra: bool, bands: int) -> None:
+    """Say when preserve_spectra would pay. It stays off by default: at the default strength
+    it changes little for twice the network time (docs/uncertainty.md, "Spectral fidelity")."""
+    strength = getattr(net, "strength", None)
+    if not preserve_spectra and bands > 1 and strength is not None and strength >= 0.5:
+        log.info(
+            "at strength %g, preserve_spectra=True (--preserve-spectra) keeps strength 0's "
+            "band ratios: on the validation scenes SAM -7 %% at 0.5 and -20 %% at 1, PSNR "
+            "+0.1 to +0.2 dB, for a second network pass",
+            strength,
+        )
 
 
 def _south_up(data: xr.DataArray) -> bool:
@@ -1414,6 +1595,7 @@ def upscale(
     stac: bool = False,
     cog: bool = False,
     overwrite: bool = False,
+    strict: bool | None = False,
     progress: bool | ProgressCallback = False,
     scheduler: Any = None,
     num_workers: int | None = None,
@@ -1421,6 +1603,7 @@ def upscale(
     strength: float | None = None,
     tta: bool = False,
     preserve_spectra: bool = False,
+    uncertainty: bool = False,
 ) -> Path:
     """Super-resolve a raster into a local GeoTIFF (or Zarr store) on exactly the same footprint.
 
@@ -1478,8 +1661,16 @@ def upscale(
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         tile_size, batch_size, precision, consistency, strength, tta, preserve_spectra: see
             :func:`upscale_dataarray`.
+        uncertainty: also write each output pixel's expected absolute error, in the band's
+            units (float32, NaN nodata, same grid and georeference, bands described as
+            ``<band> uncertainty``), beside the output: ``<output stem>_uncertainty.tif``
+            (``.zarr`` for a Zarr output; :func:`uncertainty_path`), named by the output's
+            ``GEOSR_UNCERTAINTY`` tag. See :mod:`geosr.uncertainty`; it costs no network pass.
         cog: write a Cloud-Optimised GeoTIFF with overviews.
         overwrite: replace an existing output.
+        strict: the input contract: False (default) warns once when the scene lies outside
+            the model's training domain (``geosr info``), True refuses it before anything is
+            written (see :func:`upscale_dataarray`).
         progress: ``True`` for a progress bar, or a callable ``(done, total)``.
         scheduler: ``"threads"`` (default without a cluster), ``"synchronous"``, or a
             ``dask.distributed.Client``; an active default Client is used automatically.
@@ -1503,8 +1694,11 @@ def upscale(
             input, bands, band_names, mask, guided, size, device, consistency
         )
         out_scale = output_scale(info, meta.scale, resolution)
+        # one decimated read, for the input contract and the statistics alike
+        pixels = functools.cache(functools.partial(read_sample, info))
         if out_scale != 1:
             _check_file_bands(meta, info)
+            enforce(meta, lambda: describe_raster(info, pixels()), strict)  # the input contract
         if output is None:
             output = (
                 default_output_path(input, out_scale)
@@ -1526,6 +1720,7 @@ def upscale(
             out_path = check_output_path(info.local_files, output, overwrite)
         if stac:  # refuse before any work
             stac_item_path(out_path, overwrite, [*info.local_files, *input_files(input)])
+        error_path = _uncertainty_output(out_path, uncertainty, out_scale, to_zarr, info, overwrite)
         runner_options = {
             "device": device,
             "tile_size": tile_size,
@@ -1543,9 +1738,23 @@ def upscale(
             label = "none (aligner only)"
         else:
             result = _upscale_source(
-                source, info, net, alpha, valid, overlap, tta, preserve_spectra, runner_options
+                source,
+                info,
+                net,
+                alpha,
+                valid,
+                overlap,
+                tta,
+                preserve_spectra,
+                runner_options,
+                read=pixels,
+                uncertainty=uncertainty,
             )
+            pixels.cache_clear()  # the statistics are known: free the sample
             label = model_label(model, net, tta, preserve_spectra)
+        error = None
+        if isinstance(result, xr.Dataset):
+            result, error = result["upscaled"], result["uncertainty"]
         started = time.perf_counter()
         if to_zarr:
             # masked pixels are already nodata (or 0 without a nodata value) in the bands;
@@ -1565,6 +1774,8 @@ def upscale(
                 "GEOSR_SCALE": str(out_scale),
                 "GEOSR_VERSION": __version__,
             }
+            if error_path is not None:
+                tags["GEOSR_UNCERTAINTY"] = error_path.name
 
             def decorate(dst: Any) -> None:
                 copy_metadata(dst, info, tags)
@@ -1583,10 +1794,83 @@ def upscale(
                 scheduler=scheduler,
                 num_workers=num_workers,
             )
+        if error is not None and error_path is not None:
+            _write_uncertainty(
+                error,
+                error_path,
+                info,
+                out_scale,
+                label,
+                to_zarr,
+                overwrite,
+                progress,
+                scheduler,
+                num_workers,
+            )
         if stac:
             write_stac_item(out_path, info, product, out_scale, label, cog=cog, overwrite=overwrite)
     log.info("wrote %s in %.1f s", out_path, time.perf_counter() - started)
     return out_path
+
+
+def _uncertainty_output(
+    out_path: Path,
+    uncertainty: bool,
+    out_scale: int,
+    to_zarr: bool,
+    info: RasterInfo,
+    overwrite: bool,
+) -> Path | None:
+    """The uncertainty's path, checked before any work; None when none is asked for."""
+    if not uncertainty:
+        return None
+    if out_scale == 1:
+        raise ConfigError(
+            "uncertainty=True (--uncertainty) estimates the super-resolution's error, but this "
+            "resolution runs the aligner only; drop one of them"
+        )
+    error_path = uncertainty_path(out_path)
+    if to_zarr:
+        return check_zarr_output(error_path, overwrite, info.local_files)
+    return check_output_path(info.local_files, error_path, overwrite)
+
+
+def _write_uncertainty(
+    error: xr.DataArray,
+    path: Path,
+    info: RasterInfo,
+    scale: int,
+    label: str,
+    to_zarr: bool,
+    overwrite: bool,
+    progress: bool | ProgressCallback,
+    scheduler: Any,
+    num_workers: int | None,
+) -> None:
+    """The uncertainty beside the output, on its grid and georeference, atomically."""
+    options = {"progress": progress, "scheduler": scheduler, "num_workers": num_workers}
+    tags = {
+        "GEOSR_MODEL": label,
+        "GEOSR_SCALE": str(scale),
+        "GEOSR_VERSION": __version__,
+        "GEOSR_UNCERTAINTY": UNCERTAINTY_MEANING,
+    }
+    if to_zarr:
+        write_zarr(error, path, overwrite=overwrite, name="uncertainty", **options)
+        return
+    profile = output_profile(info, scale, output_block_size(error.data.chunks[1][0]))
+    profile.update(dtype="float32", nodata=float("nan"), **compression_options(True))
+    profile.pop("photometric", None)
+    names = [f"{info.descriptions[b - 1] or f'band {b}'} uncertainty" for b in info.selected]
+
+    def decorate(dst: Any) -> None:
+        dst.update_tags(**tags)
+        for index, name in enumerate(names, start=1):
+            dst.set_band_description(index, name)
+        copy_georeference(dst, info, scale)
+
+    write_raster(error.data, path, profile, decorate, **options)
+    log.info("wrote the uncertainty to %s", path)
 
 
 #: Fine pixels per side of a guided block (rounded up to whole chunks).
@@ -1702,7 +1986,9 @@ def _upscale_source(
     tta: bool,
     preserve_spectra: bool,
     runner_options: dict[str, Any],
-) -> xr.DataArray:
+    read: Callable[[], np.ndarray] | None = None,
+    uncertainty: bool = False,
+) -> xr.DataArray | xr.Dataset:
     """:func:`upscale_dataarray` of a file's bands, with statistics from a decimated read."""
     meta = model_meta(net)
     masked = alpha is not None or valid is not None
@@ -1710,7 +1996,7 @@ def _upscale_source(
     network = [info.selected.index(b) for b in info.network_bands]
 
     def sample() -> tuple[np.ndarray, np.ndarray | None]:
-        pixels = read_sample(info)
+        pixels = read_sample(info) if read is None else read()
         if alpha is None:
             return pixels, sample_mask(info)
         return pixels[network], pixels[alpha - 1]
@@ -1725,6 +2011,8 @@ def _upscale_source(
         alpha=alpha,
         tta=tta,
         preserve_spectra=preserve_spectra,
+        strict=None,  # upscale checked the file
+        uncertainty=uncertainty,
         **runner_options,
     )
 
@@ -1752,6 +2040,8 @@ __all__ = [
     "resolve_device",
     "resolve_model",
     "scene_statistics",
+    "uncertainty_array",
+    "uncertainty_path",
     "upscale",
     "upscale_array",
     "upscale_dataarray",

@@ -366,6 +366,29 @@ def test_html_shows_the_table_texture_plot_and_textured_crops(strengths_report) 
     assert max(len(line) for line in table.splitlines()[:-1]) <= 140
 
 
+@needs_srgan
+def test_correctness_scores_in_table_json_and_html(strengths_report) -> None:
+    """opensr-test's improvement, omission and hallucination for every method, in every report."""
+    report, folder = strengths_report
+    scores = ("improvement", "omission", "hallucination")
+    summary = report.summary()["box"]
+    for method, values in summary.items():
+        assert sum(values[s] for s in scores) == pytest.approx(1.0, abs=1e-9), method
+    # bicubic mostly stays at the LR; the model moves towards the HR
+    bicubic = summary["bicubic"]
+    assert bicubic["omission"] > max(bicubic["improvement"], bicubic["hallucination"])
+    assert summary["strength 0"]["improvement"] > bicubic["improvement"] + 0.05
+    assert summary["strength 0"]["omission"] < bicubic["omission"] - 0.05
+    data = json.loads((folder / "r.json").read_text())
+    for s in scores:
+        assert data["summary"]["box"]["strength 1"][s] == pytest.approx(summary["strength 1"][s])
+        assert s in data["scenes"][0]["metrics"]["lanczos"]
+        assert f"<th>{s}</th>" in (folder / "r.html").read_text()
+    table = report.table().splitlines()
+    header = next(line for line in table if line.split()[2:] == list(scores))
+    assert table.index(header) > len(report.methods) + 1  # its own block, after the metrics
+
+
 def test_crops_are_taken_where_the_reference_has_texture(model_factory, tmp_path: Path) -> None:
     """The left half of a real crop flattened to its mean: the best crop lies in the right
     half, and none lies wholly in the flat half."""

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from geosr.checkpoint import ModelMeta, load_tensors, save_tensors
+from geosr.contract import TrainingDomain, domain_from_scenes
 from geosr.data import BatchStream, TrainingData
 from geosr.errors import CheckpointError, ConfigError
 from geosr.training.config import CONFIG_FILE, TrainConfig
@@ -22,10 +23,22 @@ from geosr.training.networks import Networks
 STATE_FILE = "state.safetensors"
 
 
+def training_domain(data: TrainingData) -> TrainingDomain:
+    """The domain of the training scenes (:mod:`geosr.contract`), for the card: one decimated
+    read of each scene, made once when training starts."""
+    nodata = getattr(data.config, "nodata", None)
+    return domain_from_scenes([scene.path for scene in data.scenes], nodata=nodata)
+
+
 def model_meta(
-    cfg: TrainConfig, data: TrainingData, generator: nn.Module, provenance: Mapping[str, Any]
+    cfg: TrainConfig,
+    data: TrainingData,
+    generator: nn.Module,
+    provenance: Mapping[str, Any],
+    domain: TrainingDomain | None = None,
 ) -> ModelMeta:
-    """What a saved model says about itself; ``provenance`` adds to the data's."""
+    """What a saved model says about itself; ``provenance`` adds to the data's, ``domain``
+    is the training scenes' (:func:`training_domain`), which ``upscale`` checks inputs against."""
     names = None
     if cfg.bands is not None:
         first = data.scenes[0].band_names
@@ -47,6 +60,7 @@ def model_meta(
         value_range=None,
         trained_on=trained_on,
         name=cfg.name or f"geosr-{cfg.stage}-x{cfg.scale}",
+        domain=domain,
     )
 
 

@@ -17,7 +17,13 @@ from geosr.training.loop import TrainingLoop
 from geosr.training.networks import Networks, initial_generator
 from geosr.training.records import Records, validate
 from geosr.training.schedule import Schedule
-from geosr.training.state import STATE_FILE, load_state, model_meta, save_state
+from geosr.training.state import (
+    STATE_FILE,
+    load_state,
+    model_meta,
+    save_state,
+    training_domain,
+)
 from geosr.training.step import DivergenceError, TrainingError, TrainStep
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,7 @@ class Trainer:
             generator=config.seed,
             val_sources=config.val_data or None,
         )
+        self.domain = training_domain(self.data)  # the card's input contract, read once
         generator = initial_generator(config, self.device)
         self.loss = GeneratorLoss(config.loss_config(), adversarial=config.stage == "gan")
         self.loss = self.loss.to(self.device)
@@ -89,7 +96,7 @@ class Trainer:
             "hardware": hardware(self.device),
         }
         ema = self.nets.ema.model
-        ema.meta = model_meta(self.config, self.data, self.generator, provenance)
+        ema.meta = model_meta(self.config, self.data, self.generator, provenance, self.domain)
         return save_model(ema, self.out / name)
 
     def save_state(self) -> None:

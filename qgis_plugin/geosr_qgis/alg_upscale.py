@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputFile,
+    QgsProcessingOutputRasterLayer,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
@@ -29,6 +30,12 @@ GUIDED = ("auto", "none", "s2-guided", "landsat-pan")
 PRODUCT_FILTER = "Satellite products (*.zip *.xml *.txt *.json);;All files (*)"
 
 
+def uncertainty_path(output: str) -> str:
+    """Where geosr writes the uncertainty beside ``output`` (geosr.uncertainty_path)."""
+    stem, extension = os.path.splitext(output)
+    return f"{stem}_uncertainty{extension}"
+
+
 def zarr_layer_uri(store: str) -> str:
     """The GDAL name of the raster in a Zarr store geosr wrote."""
     return f'ZARR:"{store}":/{ZARR_VARIABLE}'
@@ -45,6 +52,8 @@ class UpscaleAlgorithm(GeosrAlgorithm):
     STRENGTH = "STRENGTH"
     TTA = "TTA"
     PRESERVE_SPECTRA = "PRESERVE_SPECTRA"
+    STRICT = "STRICT"
+    UNCERTAINTY = "UNCERTAINTY"
     CHUNK_SIZE = "CHUNK_SIZE"
     DEVICE = "DEVICE"
     BANDS = "BANDS"
@@ -56,6 +65,7 @@ class UpscaleAlgorithm(GeosrAlgorithm):
     STAC = "STAC"
     OUTPUT = "OUTPUT"
     STAC_ITEM = "STAC_ITEM"
+    UNCERTAINTY_OUTPUT = "UNCERTAINTY_OUTPUT"
     #: The parameters that give the input, exactly one at a time, and what each one gives.
     SOURCES = (
         (INPUT, "an input raster"),
@@ -190,6 +200,27 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             "classification); it runs the network twice. Other models refuse it.",
             advanced=True,
         )
+        self.add(
+            QgsProcessingParameterBoolean(
+                self.STRICT,
+                tr("Refuse inputs outside the model's training domain"),
+                defaultValue=False,
+            ),
+            "The model's card records what it was trained on (pixel sizes, data types, "
+            "values: DN or reflectance). An input outside that gets a warning in the log "
+            "(for example 'scene pixel 0.3 m; this model saw 5\u2013300 m inputs'); ticked, "
+            "the run stops with that message instead and writes nothing.",
+            advanced=True,
+        )
+        self.add(
+            QgsProcessingParameterBoolean(
+                self.UNCERTAINTY, tr("Also write the uncertainty"), defaultValue=False
+            ),
+            "Also write, beside the output (scene_x4.tif: scene_x4_uncertainty.tif), each "
+            "output pixel's expected absolute error in the band's units, and load it as a "
+            "layer: bright where the input holds detail the network had to estimate. It "
+            "needs no extra network pass.",
+        )
         self.add_device(self.DEVICE, "the network", advanced=False)
         self.add_number(
             self.CHUNK_SIZE,
@@ -257,14 +288,20 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             "the input. An existing output is replaced only when the run succeeds.",
         )
         self.addOutput(QgsProcessingOutputFile(self.STAC_ITEM, tr("STAC Item")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.UNCERTAINTY_OUTPUT, tr("Uncertainty")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
         sources, input_args = self.input_sources(parameters, context)
         output = self.output_path(parameters, self.OUTPUT, context)
         stac = self.parameterAsBoolean(parameters, self.STAC, context)
         stac_item = os.path.splitext(output)[0] + ".json" if stac else None
+        uncertainty = (
+            uncertainty_path(output)
+            if self.parameterAsBoolean(parameters, self.UNCERTAINTY, context)
+            else None
+        )
         # the STAC Item too: beside an input Item named like the output, it would replace it
-        outputs = [output] + ([stac_item] if stac_item else [])
+        outputs = [output] + [path for path in (stac_item, uncertainty) if path]
         product = any(
             not is_unset(parameters.get(name)) for name in (self.PRODUCT, self.PRODUCT_FOLDER)
         )
@@ -302,6 +339,10 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             args.append("--tta")
         if self.parameterAsBoolean(parameters, self.PRESERVE_SPECTRA, context):
             args.append("--preserve-spectra")
+        if self.parameterAsBoolean(parameters, self.STRICT, context):
+            args.append("--strict")
+        if uncertainty:
+            args.append("--uncertainty")
         args += self.integer_args(parameters, context, {self.CHUNK_SIZE: "--chunk-size"})
         args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
         args += self.band_args(parameters, context)
@@ -322,7 +363,18 @@ class UpscaleAlgorithm(GeosrAlgorithm):
         self.run_command(args, feedback, outputs=outputs)
         if zarr:
             skip_loading_zarr(context, output, feedback)
-        return {self.OUTPUT: output, self.STAC_ITEM: stac_item}
+        if uncertainty and not zarr:
+            details = QgsProcessingContext.LayerDetails(
+                os.path.basename(os.path.splitext(uncertainty)[0]),
+                context.project(),
+                self.UNCERTAINTY_OUTPUT,
+            )
+            context.addLayerToLoadOnCompletion(uncertainty, details)
+        return {
+            self.OUTPUT: output,
+            self.STAC_ITEM: stac_item,
+            self.UNCERTAINTY_OUTPUT: uncertainty,
+        }
 
     def input_sources(self, parameters, context) -> tuple[list[str], list[str]]:
         """The files read and their command-line arguments: ``[SOURCE]`` (a raster, product

@@ -50,6 +50,8 @@ EXPECTED_PARAMETERS = {
         "STRENGTH": QgsProcessingParameterNumber,
         "TTA": QgsProcessingParameterBoolean,
         "PRESERVE_SPECTRA": QgsProcessingParameterBoolean,
+        "STRICT": QgsProcessingParameterBoolean,
+        "UNCERTAINTY": QgsProcessingParameterBoolean,
         "DEVICE": QgsProcessingParameterEnum,
         "CHUNK_SIZE": QgsProcessingParameterNumber,
         "BANDS": QgsProcessingParameterBand,
@@ -175,6 +177,9 @@ def test_upscale_parameter_details(provider):
     assert (strength.minimum(), strength.maximum()) == (0.0, 1.0)
     assert algorithm.parameterDefinition("TTA").defaultValue() is False
     assert algorithm.parameterDefinition("PRESERVE_SPECTRA").defaultValue() is False
+    strict = algorithm.parameterDefinition("STRICT")
+    assert strict.defaultValue() is False
+    assert strict.flags() & QgsProcessingParameterDefinition.FlagAdvanced
     chunk = algorithm.parameterDefinition("CHUNK_SIZE")
     assert chunk.flags() & QgsProcessingParameterDefinition.FlagOptional
     assert chunk.dataType() == QgsProcessingParameterNumber.Integer

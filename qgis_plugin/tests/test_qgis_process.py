@@ -410,6 +410,23 @@ def test_preserve_spectra_reaches_geosr(qgis_env, scenes, gdal, work):
     assert np.abs(np.diff(b, axis=-1)).mean() > 1.05 * np.abs(np.diff(a, axis=-1)).mean()
 
 
+def test_uncertainty_is_written_beside_the_output(qgis_env, scenes, gdal, work):
+    """UNCERTAINTY=true writes scene_x4_uncertainty.tif on the output's grid: float32, one
+    band per output band, positive, and returned as the UNCERTAINTY_OUTPUT layer."""
+    output = work / "uncertain_x4.tif"
+    result, _src, out = upscale(
+        qgis_env, gdal, scenes["landsat8"], output, 4, UNCERTAINTY="true", **CPU_CHUNKS
+    )
+    sidecar = work / "uncertain_x4_uncertainty.tif"
+    assert result["results"]["UNCERTAINTY_OUTPUT"] == str(sidecar)
+    error = gdal.Open(str(sidecar))
+    assert (error.RasterXSize, error.RasterYSize) == (out.RasterXSize, out.RasterYSize)
+    assert error.GetGeoTransform() == out.GetGeoTransform()
+    assert error.RasterCount == out.RasterCount
+    values = error.GetRasterBand(1).ReadAsArray()
+    assert values.dtype == np.float32 and float(values.min()) > 0
+
+
 def test_tta_reaches_geosr(qgis_env, scenes, models, gdal, work):
     """TTA=true runs the x8 self-ensemble: the tag says so and the pixels differ from a plain
     run of the same (untrained, so not flip-invariant) model."""
@@ -430,3 +447,43 @@ def test_tta_reaches_geosr(qgis_env, scenes, models, gdal, work):
     assert "tta" not in model_tag(gdal, outputs["false"])
     plain, tta = (gdal.Open(str(path)) for path in outputs.values())  # keep datasets open
     assert (plain.GetRasterBand(1).ReadAsArray() != tta.GetRasterBand(1).ReadAsArray()).any()
+
+
+def test_input_outside_the_training_domain_warns_in_the_log_or_is_refused(
+    qgis_env, scenes, geosr_python, gdal, work
+):
+    """The input contract: a model whose card records a training domain (srgan's), given a
+    real crop whose georeference claims 0.3 m pixels: one warning in the QGIS log; with
+    STRICT, geosr's one-line refusal and no output."""
+    model = work / "domain.safetensors"
+    script = (
+        "import sys, geosr\n"
+        "model = geosr.build_model(bands=None, scale=2, width=8, blocks=1)\n"
+        "geosr.save_model(model, sys.argv[1], domain=geosr.read_meta('srgan').domain)\n"
+    )
+    subprocess.run([geosr_python, "-c", script, str(model)], check=True, capture_output=True)
+    fine = work / "rgb_fine.tif"
+    gdal.Translate(str(fine), str(scenes["rgb"]))
+    dataset = gdal.Open(str(fine), gdal.GA_Update)
+    x, _, _, y, _, _ = dataset.GetGeoTransform()
+    dataset.SetGeoTransform((x, 0.3, 0.0, y, 0.0, -0.3))
+    dataset = None
+    output = work / "rgb_fine_x2.tif"
+    code, result, stderr = run_json(
+        qgis_env, "geosr:upscale", INPUT=fine, MODEL=model, OUTPUT=output, **CPU_CHUNKS
+    )
+    assert code == 0, stderr
+    logged = json.dumps(result.get("log", {})) + stderr
+    assert logged.count("scene pixel 0.3 m; this model saw 5") == 1, logged
+    output.unlink()
+    code, _, stderr = run_json(
+        qgis_env,
+        "geosr:upscale",
+        INPUT=fine,
+        MODEL=model,
+        OUTPUT=output,
+        STRICT=True,
+        **CPU_CHUNKS,
+    )
+    assert_clean_failure(code, stderr, "geosr upscale failed:", "scene pixel 0.3 m")
+    assert leftovers(output) == []
