@@ -536,7 +536,7 @@ def _cmd_evaluate(args: argparse.Namespace, events: EventStream) -> int:
                 )
             bars[0].update(done - bars[0].n)
 
-    events.emit("start", scenes=[redact(s) for s in args.scenes])
+    events.emit("start", scenes=[redact(s) for s in (args.temporal or args.scenes)])
     if args.guided:
         return _cmd_evaluate_guided(args, events, callback, bars)
     if args.temporal:
