@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' geosr/version.py)
 WHEEL   = $(CURDIR)/dist/geosr-$(VERSION)-py3-none-any.whl
 
-.PHONY: setup test test-fast test-qgis lint format demo bench clean qgis-plugin dist wheel-check
+.PHONY: setup test test-fast test-qgis lint format demo bench clean qgis-plugin dist wheel-check docs
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# the documentation's tools (the docs extra: Sphinx, the PyData theme, MyST, myst-nb, ...)
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
 
 ## The main job: upscale the bundled sample scene with the bundled default model.
 demo: $(STAMP)
@@ -50,6 +56,11 @@ wheel-check: dist
 qgis-plugin:
 	python3 qgis_plugin/build_zip.py
 
+## The documentation site into out/docs/ (index.html): warnings are errors, no network needed.
+## The notebooks run during the build; out/docs-cache/ keeps their results until their code changes.
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -E -b html docs out/docs
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check geosr tests benchmarks qgis_plugin
 	$(VENV)/bin/ruff format --check geosr tests benchmarks qgis_plugin
@@ -59,4 +70,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix geosr tests benchmarks qgis_plugin
 
 clean:
-	rm -rf $(VENV) .venv-qgis build dist *.egg-info .pytest_cache out
+	rm -rf $(VENV) .venv-qgis build dist *.egg-info .pytest_cache out docs/generated

@@ -6,6 +6,11 @@ PosixPath('scene_x4.tif')
 
 Heavy modules (torch, dask, rasterio) load on first use of a name that needs them, so the
 command line answers ``--help`` and usage errors at once.
+
+Every user option (name, kind, default, allowed values, help) is declared once in
+:mod:`geosr.options` (``geosr.OPTIONS``; ``geosr options`` prints them); the API checks values
+against those declarations (``geosr.check_options``), the command line and the QGIS plugin
+are built from them.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from geosr.errors import (
 from geosr.version import __version__
 
 _LAZY = {
+    "OPTIONS": "geosr.options",
+    "check_options": "geosr.options",
     "ModelMeta": "geosr.checkpoint",
     "Normalization": "geosr.checkpoint",
     "build_model": "geosr.checkpoint",
@@ -67,6 +74,7 @@ if TYPE_CHECKING:
     from geosr.evaluate import evaluate
     from geosr.evaluate_guided import evaluate_guided
     from geosr.models import build_discriminator
+    from geosr.options import OPTIONS, check_options
     from geosr.pipeline import (
         BandStats,
         open_dataarray,
@@ -94,6 +102,7 @@ def __dir__() -> list[str]:
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "OPTIONS",
     "BandMismatchError",
     "BandStats",
     "CheckpointError",
@@ -114,6 +123,7 @@ __all__ = [
     "build_discriminator",
     "build_model",
     "bundled_models",
+    "check_options",
     "evaluate",
     "evaluate_guided",
     "load_guided",

@@ -1,7 +1,9 @@
 """``.geosr`` accessors for xarray: ``da.geosr.upscale(...)``, ``ds.geosr.upscale(...)``.
 
 Registered when ``geosr`` is imported. They hold no logic: each is a call into
-:mod:`geosr.pipeline`, lazily, so nothing is computed until asked.
+:mod:`geosr.pipeline`, lazily, so nothing is computed until asked. Their keyword options are
+the engine's, declared in :mod:`geosr.options` and checked against those declarations before
+anything is built.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import xarray as xr
+
+from geosr.options import check_options
+from geosr.options import get as _option
+
+#: The model used when none is given, as declared for the whole API.
+DEFAULT_MODEL = _option("model").default
 
 
 @xr.register_dataarray_accessor("geosr")
@@ -29,8 +37,10 @@ class GeosrDataArrayAccessor:
     def __init__(self, obj: xr.DataArray) -> None:
         self._obj = obj
 
-    def upscale(self, model: Any = "default", **options: Any) -> xr.DataArray:
-        """:func:`geosr.upscale_dataarray` on this array; see it for the options."""
+    def upscale(self, model: Any = DEFAULT_MODEL, **options: Any) -> xr.DataArray:
+        """:func:`geosr.upscale_dataarray` on this array; see it for the options
+        (``geosr options`` lists them)."""
+        check_options("upscale_dataarray", options)
         from geosr.pipeline import upscale_dataarray
 
         return upscale_dataarray(self._obj, model, **options)
@@ -68,10 +78,12 @@ class GeosrDatasetAccessor:
         ]
 
     def upscale(
-        self, model: Any = "default", variables: Sequence[str] | None = None, **options: Any
+        self, model: Any = DEFAULT_MODEL, variables: Sequence[str] | None = None, **options: Any
     ) -> xr.Dataset:
         """Upscale the band variables together (as one multiband raster, in order), returning
-        a Dataset of the same variables on the finer grid; other variables are dropped."""
+        a Dataset of the same variables on the finer grid; other variables are dropped. The
+        options are :func:`geosr.upscale_dataarray`'s."""
+        check_options("upscale_dataarray", options)
         from geosr.errors import InputError
         from geosr.pipeline import upscale_dataarray
         from geosr.zarr_store import grid_transform

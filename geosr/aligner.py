@@ -169,7 +169,8 @@ class GuidedReader:
         consistency: bool = True,
         quality: Sequence[QualitySource] = (),
     ) -> None:
-        from geosr.pipeline import output_limits, scene_statistics
+        from geosr.engine.radiometry import output_limits
+        from geosr.engine.stats import scene_statistics
         from geosr.raster import decimated_shape
 
         self.ratio = bands.ratio
@@ -296,7 +297,7 @@ class GuidedReader:
         return block[bands, : y1 - y0, : x1 - x0]
 
     def _block(self, cy0: int, cy1: int, cx0: int, cx1: int) -> np.ndarray:
-        from geosr.pipeline import project_consistent
+        from geosr.engine.radiometry import project_consistent
 
         r, halo = self.ratio, self.halo
         coarse = _read_mirrored(

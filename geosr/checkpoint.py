@@ -3,202 +3,47 @@
 safetensors stores raw tensors and a JSON header, nothing executable, so loading a model never
 runs code from the file (unlike ``torch.load`` on a pickle). geosr's metadata sits under the
 header key ``"geosr"`` as one JSON document described by :class:`ModelMeta`.
+
+This module builds, loads and saves models (and their strength dial); the metadata and its
+card are :mod:`geosr.model_card`, the file I/O and its refusals :mod:`geosr.safetensors_io`.
+Their names are importable from here too.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import os
-import pickletools
-import struct
-import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from geosr.contract import TrainingDomain
 from geosr.errors import CheckpointError, ModelError, ModelNotFoundError
-from geosr.fileutil import default_file_mode
+from geosr.model_card import FORMAT, GUIDED_FORMAT, GuidedMeta, ModelMeta, Normalization
 from geosr.models import PRESETS, GeneratorConfig, build_generator
 from geosr.models.guided import GuidedConfig, GuidedModel
+from geosr.safetensors_io import (
+    _check_weights,
+    _cpu_tensors,
+    load_tensors,
+    read_header,
+    save_tensors,
+)
+from geosr.training_domain import TrainingDomain
 
 log = logging.getLogger(__name__)
 
-FORMAT = "geosr-model/1"
-#: The format of guided models (:mod:`geosr.models.guided`).
-GUIDED_FORMAT = "geosr-guided/1"
 METADATA_KEY = "geosr"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: Names users may pass instead of a path; ``default`` is the bundled SRGAN.
 ALIASES = {"default": "srgan"}
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
 #: Tensor-name prefix of the fidelity (PSNR) endpoint in a file that carries a strength dial.
 FIDELITY_PREFIX = "fidelity."
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """How raster values become network inputs: ``x_norm = (x - offset) / scale`` per band.
-
-    ``mode="fixed"`` uses the stored per-band ``offset``/``scale`` (learned from the training
-    scenes). ``mode="scene"`` computes them for each input scene from its own robust
-    ``percentiles`` (p_low -> 0, p_high -> 1), which is what lets a band-shared model work on
-    any sensor; statistics are scene-wide, never per chunk, so tiles stay seamless.
-    """
-
-    mode: str = "scene"
-    offset: tuple[float, ...] | None = None
-    scale: tuple[float, ...] | None = None
-    percentiles: tuple[float, float] = (1.0, 99.0)
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("fixed", "scene"):
-            raise ModelError(f"normalization mode must be 'fixed' or 'scene', got {self.mode!r}")
-        if self.mode == "fixed":
-            if self.offset is None or self.scale is None or len(self.offset) != len(self.scale):
-                raise ModelError(
-                    "fixed normalization needs per-band offset and scale of equal length"
-                )
-            if any(s == 0 for s in self.scale):
-                raise ModelError("normalization scale must not be zero")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Normalization:
-        values = dict(data)
-        for key in ("offset", "scale", "percentiles"):
-            if values.get(key) is not None:
-                values[key] = tuple(float(v) for v in values[key])
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class ModelMeta:
-    """Everything needed to use a generator on rasters, stored beside its weights.
-
-    Attributes:
-        generator: the architecture config; rebuilding from it gives the exact module.
-        band_shared: the network has one input band and is applied to every band of a raster
-            in turn, so one model serves any band count.
-        band_names: names of the bands a multiband model expects, in order.
-        normalization: see :class:`Normalization`.
-        value_range: (low, high) of the raster values the model was trained on.
-        trained_on: free-form provenance (scenes, sensors, degradation, steps, hardware).
-        name, description: shown by ``geosr info``.
-        default_strength: set when the file carries two endpoints, the PSNR model
-            (strength 0) and its GAN fine-tune (strength 1): the strength used when none is
-            asked for. None: one set of weights, no strength dial.
-        domain: the training scenes' domain (:class:`~geosr.contract.TrainingDomain`, or
-            its dict), which ``upscale`` checks inputs against; None (older files): no check.
-    """
-
-    generator: GeneratorConfig
-    band_shared: bool = False
-    band_names: tuple[str, ...] | None = None
-    normalization: Normalization = field(default_factory=Normalization)
-    value_range: tuple[float, float] | None = None
-    trained_on: dict[str, Any] = field(default_factory=dict)
-    name: str | None = None
-    description: str | None = None
-    default_strength: float | None = None
-    domain: TrainingDomain | None = None
-
-    def __post_init__(self) -> None:
-        _domain_field(self)
-
-    @property
-    def scale(self) -> int:
-        return self.generator.scale
-
-    @property
-    def bands(self) -> int | None:
-        """Bands a raster must have, or None when any count works (band-shared)."""
-        return None if self.band_shared else self.generator.bands
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["format"] = FORMAT
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelMeta:
-        values = dict(data)
-        fmt = values.pop("format", None)
-        if fmt != FORMAT:
-            raise CheckpointError(f"unknown checkpoint format {fmt!r}; this geosr reads {FORMAT}")
-        values["generator"] = GeneratorConfig.from_dict(values["generator"])
-        values["normalization"] = Normalization.from_dict(values.get("normalization") or {})
-        for key in ("band_names", "value_range"):
-            if values.get(key) is not None:
-                values[key] = tuple(values[key])
-        if values.get("domain") is not None:
-            values["domain"] = TrainingDomain.from_dict(values["domain"])
-        return cls(**values)
-
-    def summary(self) -> str:
-        """Human-readable multi-line description, as ``geosr info`` prints it."""
-        g = self.generator
-        lines = [
-            f"name:          {self.name or '(unnamed)'}",
-            f"architecture:  {g.arch}, width {g.width}, {g.blocks} blocks, "
-            f"batch norm {'on' if g.batch_norm else 'off'}, skip {g.skip}",
-            f"scale:         x{g.scale}",
-            "bands:         any (band-shared network)"
-            if self.band_shared
-            else f"bands:         {g.bands}",
-        ]
-        if self.band_names:
-            lines.append(f"band names:    {', '.join(self.band_names)}")
-        n = self.normalization
-        if n.mode == "fixed":
-            pairs = ", ".join(
-                f"{o:g}/{s:g}" for o, s in zip(n.offset or (), n.scale or (), strict=True)
-            )
-            lines.append(f"normalization: fixed offset/scale per band: {pairs}")
-        else:
-            lines.append(
-                f"normalization: per scene, percentiles {n.percentiles[0]:g}-{n.percentiles[1]:g}"
-            )
-        if self.value_range:
-            lines.append(f"value range:   {self.value_range[0]:g} to {self.value_range[1]:g}")
-        if self.description:
-            lines.append(f"description:   {self.description}")
-        if self.default_strength is not None:
-            lines.append(
-                f"strength:      0 (fidelity, the PSNR model) to 1 (texture, the GAN endpoint); "
-                f"default {self.default_strength:g}"
-            )
-        for key, value in self.trained_on.items():
-            lines.append(f"trained on:    {key}: {value}")
-        lines += _domain_lines(self.domain)
-        return "\n".join(lines)
-
-
-def _domain_field(meta: Any) -> None:
-    """A ``domain`` given as a dict becomes a TrainingDomain (frozen dataclasses' way)."""
-    if isinstance(meta.domain, Mapping):
-        object.__setattr__(meta, "domain", TrainingDomain.from_dict(meta.domain))
-    elif meta.domain is not None and not isinstance(meta.domain, TrainingDomain):
-        raise ModelError(
-            f"domain must be a TrainingDomain or its dict, got {type(meta.domain).__name__}"
-        )
-
-
-def _domain_lines(domain: TrainingDomain | None) -> list[str]:
-    """The card's training-domain section (``geosr info``)."""
-    if domain is None:
-        return ["training domain: not recorded (inputs are not checked)"]
-    return ["training domain (upscale warns about inputs outside it):"] + [
-        f"  {line}" for line in domain.summary_lines()
-    ]
 
 
 def build_model(
@@ -309,10 +154,6 @@ def _unchanged_endpoints(
         ):
             return None
     return endpoints
-
-
-def _cpu_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
 def load_model(
@@ -442,25 +283,6 @@ def _no_dial_message(name: str) -> str:
     )
 
 
-def _check_weights(
-    path: Path, expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]
-) -> None:
-    missing, unexpected = _compare_keys(expected, found)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: weights do not match the architecture in its metadata "
-            f"(missing {len(missing)}: {', '.join(missing[:3])}; unexpected {len(unexpected)}: "
-            f"{', '.join(unexpected[:3])}); re-export the model with geosr.save_model"
-        )
-    for key, tensor in expected.items():
-        if found[key].shape != tensor.shape:
-            raise CheckpointError(
-                f"{path}: weights do not match the architecture in its metadata ({key} is "
-                f"{tuple(found[key].shape)}, expected {tuple(tensor.shape)}); "
-                "re-export the model with geosr.save_model"
-            )
-
-
 def read_meta(path_or_name: str | os.PathLike[str]) -> ModelMeta:
     """Read a checkpoint's metadata without building the model."""
     path = resolve_model_path(path_or_name)
@@ -479,80 +301,6 @@ def _refuse_guided(path: Path, metadata: Mapping[str, Any]) -> None:
             f"{path.name} is a guided model (it brings a product's coarse bands to its finest "
             "grid); pass it as guided= (--guided), and a super-resolution model as model="
         )
-
-
-@dataclass(frozen=True)
-class GuidedMeta:
-    """Everything needed to use a guided model on products, stored beside its weights.
-
-    Attributes:
-        stages: the networks by stage name, each with its target and guide band names and
-            its ratio (:class:`~geosr.models.guided.GuidedConfig`).
-        normalization: per-band, per-scene robust percentiles (statistics of the whole
-            product, never per chunk, so tiles stay seamless).
-        holdout: fraction of rows (at the bottom of each product) kept out of training, the
-            rows ``geosr evaluate --guided`` scores by default.
-        mtf: the sensor MTF at Nyquist of the Gaussian that degraded training inputs.
-        trained_on, name, description: provenance, shown by ``geosr info``.
-        domain: the training products' domain (:class:`~geosr.contract.TrainingDomain`),
-            for the card; None (older files): not recorded.
-    """
-
-    stages: dict[str, GuidedConfig]
-    normalization: Normalization = field(default_factory=Normalization)
-    holdout: float = 0.2
-    mtf: float = 0.3
-    trained_on: dict[str, Any] = field(default_factory=dict)
-    name: str | None = None
-    description: str | None = None
-    domain: TrainingDomain | None = None
-
-    def __post_init__(self) -> None:
-        _domain_field(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["stages"] = {k: v.to_dict() for k, v in self.stages.items()}
-        data["format"] = GUIDED_FORMAT
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GuidedMeta:
-        values = dict(data)
-        fmt = values.pop("format", None)
-        if fmt != GUIDED_FORMAT:
-            raise CheckpointError(
-                f"unknown guided model format {fmt!r}; this geosr reads {GUIDED_FORMAT}"
-            )
-        values["stages"] = {k: GuidedConfig.from_dict(v) for k, v in values["stages"].items()}
-        values["normalization"] = Normalization.from_dict(values.get("normalization") or {})
-        if values.get("domain") is not None:
-            values["domain"] = TrainingDomain.from_dict(values["domain"])
-        return cls(**values)
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return tuple(t for cfg in self.stages.values() for t in cfg.targets)
-
-    def summary(self) -> str:
-        """Human-readable multi-line description, as ``geosr info`` prints it."""
-        lines = [f"name:          {self.name or '(unnamed)'}", "kind:          guided"]
-        for stage, cfg in self.stages.items():
-            lines.append(
-                f"stage {stage}: {', '.join(cfg.targets)} x{cfg.ratio}, guided by "
-                f"{', '.join(cfg.guides)} (width {cfg.width}, {cfg.blocks} blocks)"
-            )
-        n = self.normalization
-        lines.append(
-            f"normalization: per scene, percentiles {n.percentiles[0]:g}-{n.percentiles[1]:g}"
-        )
-        if self.description:
-            lines.append(f"description:   {self.description}")
-        for key, value in self.trained_on.items():
-            lines.append(f"trained on:    {key}: {value}")
-        if self.domain is not None:
-            lines += _domain_lines(self.domain)
-        return "\n".join(lines)
 
 
 def build_guided(meta: GuidedMeta) -> GuidedModel:
@@ -670,115 +418,36 @@ def resolve_model_path(path_or_name: str | os.PathLike[str]) -> Path:
     raise ModelNotFoundError(f"model file {path} does not exist; check the path")
 
 
-# --- raw safetensors I/O, shared with training checkpoints -------------------------------------
-
-
-def save_tensors(
-    path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]
-) -> Path:
-    """Write tensors and JSON-serialisable metadata, via a temporary file and a rename."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise CheckpointError(f"cannot write {path}: folder {path.parent} does not exist")
-    header = {key: json.dumps(value) for key, value in metadata.items()}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(dict(tensors), tmp_name, metadata=header)
-        os.chmod(tmp_name, default_file_mode())  # mkstemp makes 0600
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read tensors and metadata, turning every kind of damage into a CheckpointError."""
-    path = Path(path)
-    metadata = read_header(path)
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"{path} is corrupt or truncated ({_first_line(exc)}); re-download or re-export it"
-        ) from None
-    return tensors, metadata
-
-
-def read_header(path: Path) -> dict[str, Any]:
-    """Validate a safetensors file and return its decoded metadata dict.
-
-    safetensors parses the file first; only a file it refuses is classified (pickle, empty,
-    truncated, corrupt) for the message, because any byte, 0x80 included, can begin a valid
-    safetensors header length.
-    """
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-    except SafetensorError as exc:
-        raise CheckpointError(_refusal(path, exc)) from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return {key: json.loads(value) for key, value in raw.items()}
-    except (TypeError, json.JSONDecodeError):
-        raise CheckpointError(f"{path} has corrupt metadata; re-download or re-export it") from None
-
-
-def _refusal(path: Path, exc: BaseException) -> str:
-    """The one-line reason a file safetensors refused is not a usable checkpoint."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            head = f.read(8)
-            header_len = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-            framed = 0 < header_len <= min(size - 8, _MAX_HEADER_BYTES)
-            header = f.read(header_len) if framed else b""
-    except OSError as error:
-        return f"cannot read {path}: {error.strerror or error}"
-    if _is_torch_pickle(head):
-        return (
-            f"{path} is a PyTorch pickle (torch.save) file, which can run code when loaded; "
-            "geosr reads only .safetensors. If you trust its source, convert it: load it in "
-            "PyTorch, then save it with geosr.save_model"
-        )
-    if len(head) < 8:
-        return f"{path} is empty or truncated; re-download or re-export it"
-    if not framed:
-        return (
-            f"{path} is not a safetensors file, or it is truncated; pass a .safetensors model "
-            "written by geosr.save_model"
-        )
-    try:
-        if not isinstance(json.loads(header), dict):
-            raise ValueError("the header is not a JSON object")
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        return f"{path} has a corrupt safetensors header; re-download or re-export it"
-    return f"{path} is corrupt or truncated ({_first_line(exc)}); re-download or re-export it"
-
-
-def _is_torch_pickle(head: bytes) -> bool:
-    """torch.save's zip archive, or a raw pickle stream: PROTO 2-5 and then a real opcode
-    (a safetensors length 0x0280-0x0580 has a zero byte there instead)."""
-    if head.startswith(b"PK\x03\x04"):
-        return True
-    return (
-        len(head) >= 3
-        and head[0] == 0x80
-        and 2 <= head[1] <= 5
-        and chr(head[2]) in pickletools.code2op
-    )
-
-
-def _compare_keys(
-    expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]
-) -> tuple[list[str], list[str]]:
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    return missing, unexpected
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+__all__ = [
+    "ALIASES",
+    "FIDELITY_PREFIX",
+    "FORMAT",
+    "GUIDED_FORMAT",
+    "METADATA_KEY",
+    "WEIGHTS_DIR",
+    "GuidedConfig",
+    "GuidedMeta",
+    "ModelMeta",
+    "Normalization",
+    "TrainingDomain",
+    "build_guided",
+    "build_model",
+    "bundled_models",
+    "check_strength",
+    "interpolate_models",
+    "interpolate_states",
+    "is_guided",
+    "load_guided",
+    "load_model",
+    "load_tensors",
+    "model_meta",
+    "read_guided_meta",
+    "read_header",
+    "read_meta",
+    "resolve_model_path",
+    "save_guided",
+    "save_model",
+    "save_tensors",
+    "with_endpoints",
+    "with_strength",
+]

@@ -1,13 +1,14 @@
 """The input contract: the training domain a model card records, and a scene checked against it.
 
 A model only knows the rasters it was trained on. Its card (``geosr info``) records their
-domain as a :class:`TrainingDomain`: sensors, ground sample distance in metres, what the
-values are (DN, or TOA/BOA reflectance with the scale from stored value to reflectance),
-dtypes, band names and value percentiles. Before any work, :func:`geosr.upscale` describes
-the scene (:class:`SceneDescription`, from the decimated sample its statistics read anyway)
-and :func:`check_domain` names what lies outside that domain; :func:`enforce` turns the
-findings into one :class:`~geosr.errors.DomainWarning` per call, or, with ``strict=True``,
-a :class:`~geosr.errors.DomainError` before anything is written.
+domain as a :class:`TrainingDomain` (:mod:`geosr.training_domain`, importable from here
+too): sensors, ground sample distance in metres, what the values are (DN, or TOA/BOA
+reflectance with the scale from stored value to reflectance), dtypes, band names and value
+percentiles. Before any work, :func:`geosr.upscale` describes the scene
+(:class:`SceneDescription`, from the decimated sample its statistics read anyway) and
+:func:`check_domain` names what lies outside that domain; :func:`enforce` turns the findings
+into one :class:`~geosr.errors.DomainWarning` per call, or, with ``strict=True``, a
+:class:`~geosr.errors.DomainError` before anything is written.
 
 The rules, loose on purpose so that warnings stay rare on scenes like the training ones:
 
@@ -39,21 +40,22 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from geosr.errors import DomainError, DomainWarning
+from geosr.training_domain import TrainingDomain, _num, _range
 
 if TYPE_CHECKING:
     import xarray as xr
     from affine import Affine
     from rasterio.crs import CRS
 
-    from geosr.checkpoint import ModelMeta
-    from geosr.raster import RasterInfo
+    from geosr.model_card import ModelMeta
+    from geosr.raster_info import RasterInfo
 
 log = logging.getLogger(__name__)
 
@@ -81,91 +83,6 @@ _SENSOR_PATTERNS = (
     (re.compile(r"^(LT05|LT5)", re.I), "Landsat 5 TM"),
     (re.compile(r"^(S2[ABC]_|T\d{2}[A-Z]{3}_)"), "Sentinel-2 MSI"),
 )
-
-
-@dataclass(frozen=True)
-class TrainingDomain:
-    """What a model's training scenes were, as its card records it.
-
-    Attributes:
-        sensors: the sensors they came from (for the reader; not judged).
-        gsd_m: the smallest and largest pixel size, in metres.
-        values: ``"DN"``, ``"TOA reflectance"`` or ``"BOA reflectance"`` (several, comma
-            separated, for a mix).
-        value_scale: stored value times this is the quantity (1 for DN and for float
-            reflectance; 1e-4 for Sentinel-2's scaled integers).
-        dtypes: the scenes' data types.
-        band_names: the bands' names, as the scenes describe them (in order of appearance).
-        p1, p50, p99: the range over the training scenes of each scene's pooled percentile
-            of its stored values (see the module's notes).
-        crs_units: the linear units of the scenes' CRSs (``metre``, ``degree``, ...).
-        scenes: how many scenes.
-    """
-
-    sensors: tuple[str, ...] = ()
-    gsd_m: tuple[float, float] | None = None
-    values: str = "DN"
-    value_scale: float = 1.0
-    dtypes: tuple[str, ...] = ()
-    band_names: tuple[str, ...] = ()
-    p1: tuple[float, float] | None = None
-    p50: tuple[float, float] | None = None
-    p99: tuple[float, float] | None = None
-    crs_units: tuple[str, ...] = ()
-    scenes: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainingDomain:
-        """From JSON; keys this geosr does not know are left out (a newer card still loads).
-
-        Raises:
-            ValueError, TypeError: malformed values (the loader words them).
-        """
-        if not isinstance(data, Mapping):
-            raise TypeError(f"the training domain must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
-        for key in ("sensors", "dtypes", "band_names", "crs_units"):
-            if values.get(key) is not None:
-                values[key] = tuple(str(v) for v in values[key])
-        for key in ("gsd_m", "p1", "p50", "p99"):
-            if values.get(key) is not None:
-                low, high = (float(v) for v in values[key])
-                values[key] = (low, high)
-        if "value_scale" in values:
-            values["value_scale"] = float(values["value_scale"])
-        if "scenes" in values:
-            values["scenes"] = int(values["scenes"])
-        if "values" in values:
-            values["values"] = str(values["values"])
-        return cls(**values)
-
-    def summary_lines(self) -> list[str]:
-        """The card's "training domain" lines, as ``geosr info`` prints them."""
-        lines = []
-        if self.sensors:
-            lines.append(f"sensors:       {', '.join(self.sensors)}")
-        if self.gsd_m:
-            lines.append(f"pixel size:    {_range(self.gsd_m)} m")
-        scale = f" (scale {self.value_scale:g})" if self.value_scale != 1 else ""
-        lines.append(f"values:        {self.values}{scale}")
-        if self.p1 and self.p50 and self.p99:
-            lines.append(
-                f"percentiles:   p1 {_range(self.p1)}, p50 {_range(self.p50)}, "
-                f"p99 {_range(self.p99)} (ranges over the scenes)"
-            )
-        if self.dtypes:
-            lines.append(f"dtypes:        {', '.join(self.dtypes)}")
-        if self.band_names:
-            lines.append(f"band names:    {', '.join(self.band_names)}")
-        if self.crs_units:
-            lines.append(f"CRS units:     {', '.join(self.crs_units)}")
-        if self.scenes:
-            lines.append(f"scenes:        {self.scenes}")
-        return lines
 
 
 @dataclass(frozen=True)
@@ -381,7 +298,8 @@ def describe_scene_file(
     max_pixels: int = DOMAIN_SAMPLE_PIXELS,
 ) -> SceneDescription:
     """A raster file described from a decimated read (at most ``max_pixels`` per band)."""
-    from geosr.raster import open_raster, read_decimated
+    from geosr.raster_info import open_raster
+    from geosr.raster_read import read_decimated
 
     with open_raster(os.fspath(path)) as src:
         indexes = list(range(1, src.count + 1))
@@ -582,17 +500,6 @@ def _band_key(name: str) -> str:
     """``B04``, ``b4``, ``B4 red`` -> ``b4``: names compared loosely."""
     first = name.strip().lower().split()[0] if name.strip() else ""
     return re.sub(r"^b0*(\d)", r"b\1", first)
-
-
-def _num(value: float) -> str:
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
-
-
-def _range(pair: Sequence[float]) -> str:
-    low, high = pair
-    return _num(low) if _num(low) == _num(high) else f"{_num(low)}\u2013{_num(high)}"
 
 
 __all__ = [

@@ -23,8 +23,8 @@ def run_demo(
     out_dir: Path, model: str = "default", overwrite: bool = True, progress: bool = True
 ) -> dict:
     """Run the demo into ``out_dir``; returns paths and numbers."""
+    from geosr.engine import resolve_model, upscale
     from geosr.evaluate import evaluate
-    from geosr.pipeline import resolve_model, upscale
     from geosr.raster import open_raster
 
     out_dir = Path(out_dir)

@@ -2,7 +2,10 @@
 
 The zip holds one top-level folder, ``geosr_qgis/``, as QGIS's Plugins > Install from ZIP
 expects. ``metadata.txt`` is checked first: every field the QGIS plugin repository requires
-must be there, and ``hasProcessingProvider=yes``. The archive is reproducible (sorted entries,
+must be there, and ``hasProcessingProvider=yes``; so is ``options.json``, the copy of geosr's
+option declarations the algorithms fall back on (regenerate it with
+``python -m geosr options --json > qgis_plugin/geosr_qgis/options.json``; geosr's tests fail
+while it differs). The archive is reproducible (sorted entries,
 fixed timestamps), so the same sources give the same bytes.
 
 Usage (from anywhere; plain Python 3, no QGIS needed)::
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import json
 import re
 import sys
 import zipfile
@@ -67,6 +71,20 @@ def read_metadata(path: Path = PLUGIN / "metadata.txt") -> dict[str, str]:
     return meta
 
 
+def check_options(path: Path = PLUGIN / "options.json") -> int:
+    """Check the shipped option declarations (``geosr options --json``); return their count."""
+    regenerate = f"regenerate it with 'python -m geosr options --json > {path}'"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BuildError(f"{path} cannot be read as JSON ({error}); {regenerate}") from None
+    if not isinstance(data, dict) or data.get("schema") != "geosr-options":
+        raise BuildError(f"{path} is not geosr's option declarations; {regenerate}")
+    if not isinstance(data.get("version"), int) or not data.get("options"):
+        raise BuildError(f"{path} has no version or no options; {regenerate}")
+    return len(data["options"])
+
+
 def project_version() -> str | None:
     """geosr's version: geosr/version.py (where pyproject.toml reads it), else pyproject.toml."""
     for path, pattern in (
@@ -95,6 +113,7 @@ def plugin_files() -> list[Path]:
 def build(out_dir: Path) -> Path:
     """Write ``out_dir/geosr_qgis-<version>.zip`` and return its path."""
     meta = read_metadata()
+    check_options()
     version = meta["version"].strip()
     geosr_version = project_version()
     if geosr_version and geosr_version != version:

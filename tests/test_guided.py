@@ -185,7 +185,7 @@ def test_guided_aligner_is_seamless_consistent_and_on_the_10m_grid(
 ) -> None:
     kwargs = {"guided": s2_model, "resolution": 10, "mask": None}
     whole = geosr.upscale(L2A, tmp_path / "whole.tif", chunk_size=600, **kwargs)
-    monkeypatch.setattr(geosr.pipeline, "GUIDED_BLOCK", 36)  # 6 x 6 blocks of 36 pixels
+    monkeypatch.setattr("geosr.engine.guided.GUIDED_BLOCK", 36)  # 6 x 6 blocks of 36 pixels
     small = geosr.upscale(L2A, tmp_path / "small.tif", chunk_size=36, **kwargs)
     a, tags, transform, crs = _read(small)
     b = _read(whole)[0]

@@ -158,7 +158,19 @@ def test_the_aligner_alone_has_no_uncertainty(tmp_path: Path) -> None:
 def test_the_cli_writes_the_uncertainty(tmp_path: Path) -> None:
     output = tmp_path / "cli.tif"
     result = subprocess.run(
-        [sys.executable, "-m", "geosr", "upscale", str(NAIP_2009), str(output), "--model", "srgan", "--uncertainty", "--progress", "none"],
+        [
+            sys.executable,
+            "-m",
+            "geosr",
+            "upscale",
+            str(NAIP_2009),
+            str(output),
+            "--model",
+            "srgan",
+            "--uncertainty",
+            "--progress",
+            "none",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,7 +1,7 @@
 """Training data: scenes, degradations, and reproducible patch sampling.
 
 ``prepare_data`` is the entry point; the rest is exported for the trainer, evaluation and
-tests. See :mod:`geosr.data.dataset` for how sampling stays reproducible and resumable.
+tests. See :mod:`geosr.data.patches` for how sampling stays reproducible and resumable.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from geosr.errors import ConfigError, InputError, NotARasterError
+from geosr.options import validate as validate_option
 from geosr.products.files import read_band_files
 from geosr.products.headers import read_header
 from geosr.products.landsat import find_mtl, read_landsat
@@ -232,11 +233,8 @@ def _band_files(sources: list[Any], band_names: Sequence[str] | None) -> Product
 
 
 def check_mask_mode(mask: Any) -> str | None:
-    """``mask`` checked against :data:`MASK_MODES`."""
-    if mask not in MASK_MODES:
-        allowed = ", ".join(repr(m) for m in MASK_MODES)
-        raise ConfigError(f"mask={mask!r} is not a mask mode; use one of {allowed}")
-    return mask
+    """``mask`` checked against :data:`MASK_MODES` (its declaration in :mod:`geosr.options`)."""
+    return validate_option("mask", mask)
 
 
 def product_info(

@@ -20,12 +20,13 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from geosr.errors import InputError
+from geosr.options import get as get_option
 
 #: Mask modes: ``"clouds"`` masks fill, saturated, cloud (medium and high confidence), thin
 #: cirrus and cloud-shadow pixels from the product's quality band (``SCL``, ``QA_PIXEL``,
 #: ``BQA``); ``"nodata"`` only the fill; ``None`` nothing. ``"auto"``: clouds where the
 #: product has a quality band, else nodata.
-MASK_MODES = ("auto", "clouds", "nodata", None)
+MASK_MODES = tuple(get_option("mask").api_value(mode) for mode in get_option("mask").choices)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from geosr.products.headers import product_band, read_header
 from geosr.products.landsat import QA_PIXEL_CLOUDS
 from geosr.products.model import Product, QualityBand
 from geosr.products.sentinel2 import SCL_CLOUDS
-from geosr.raster import RasterInfo
+from geosr.raster_info import RasterInfo
 from geosr.sources import dataset_name, is_local, redact
 from geosr.version import __version__
 
@@ -291,23 +291,13 @@ def write_stac_item(
         OutputExistsError: the Item's file exists and ``overwrite`` is not set.
     """
     import pystac
-    from pystac.extensions.eo import Band, EOExtension
-    from pystac.extensions.projection import ProjectionExtension
-    from pystac.extensions.raster import RasterBand, RasterExtension
+    from pystac.extensions.eo import EOExtension
+    from pystac.extensions.raster import RasterExtension
 
     path = stac_item_path(output, overwrite)
     transform = info.transform * rasterio.Affine.scale(1 / scale)
-    width, height = info.width * scale, info.height * scale
-    # without a CRS and geotransform (GCPs or RPCs only, or none) the Item has no footprint
-    # (null geometry, no bbox) and a null proj:code, as STAC prescribes
-    gridded = info.has_transform
-    geometry = bbox = bounds = None
-    if gridded:
-        bounds = rasterio.transform.array_bounds(height, width, transform)
-        geometry = rasterio.warp.transform_geom(info.crs, "EPSG:4326", _box(*bounds))
-        lons = [x for x, _ in geometry["coordinates"][0]]
-        lats = [y for _, y in geometry["coordinates"][0]]
-        bbox = [min(lons), min(lats), max(lons), max(lats)]
+    shape = (info.height * scale, info.width * scale)
+    geometry, bbox, bounds = _footprint(info, transform, shape)
     now = dt.datetime.now(dt.timezone.utc)
     when = _parse_time(product.datetime if product else info.tags.get("DATETIME")) or now
     properties = {"created": now.isoformat(), "geosr:model": model_label, "geosr:scale": scale}
@@ -326,19 +316,63 @@ def write_stac_item(
         media = pystac.MediaType.COG if cog else pystac.MediaType.GEOTIFF
     asset = pystac.Asset(href=f"./{output.name}", media_type=media, roles=["data"])
     item.add_asset("data", asset)
+    _add_projection(item, info, transform, shape, bounds)
+    eo_bands, raster_bands = _band_metadata(info, transform)
+    EOExtension.ext(asset, add_if_missing=True).bands = eo_bands
+    RasterExtension.ext(asset, add_if_missing=True).bands = raster_bands
+    item.set_self_href(str(path.resolve()))
+    item.make_asset_hrefs_relative()
+    tmp = path.with_name(f".{path.name}.geosr-tmp")
+    tmp.write_text(json.dumps(item.to_dict(include_self_link=False), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _footprint(
+    info: RasterInfo, transform: rasterio.Affine, shape: tuple[int, int]
+) -> tuple[dict[str, Any] | None, list[float] | None, tuple[float, ...] | None]:
+    """The output's footprint in WGS 84 (GeoJSON), its bbox, and its bounds in its own CRS.
+    Without a CRS and geotransform (GCPs or RPCs only, or none) the Item has no footprint
+    (null geometry, no bbox), as STAC prescribes."""
+    if not info.has_transform:
+        return None, None, None
+    bounds = rasterio.transform.array_bounds(*shape, transform)
+    geometry = rasterio.warp.transform_geom(info.crs, "EPSG:4326", _box(*bounds))
+    lons = [x for x, _ in geometry["coordinates"][0]]
+    lats = [y for _, y in geometry["coordinates"][0]]
+    return geometry, [min(lons), min(lats), max(lons), max(lats)], bounds
+
+
+def _add_projection(
+    item: Any,
+    info: RasterInfo,
+    transform: rasterio.Affine,
+    shape: tuple[int, int],
+    bounds: tuple[float, ...] | None,
+) -> None:
+    """The projection extension: proj:code (an authority code, else WKT2; null without a
+    geotransform), shape, and the transform and bbox of a gridded output."""
+    from pystac.extensions.projection import ProjectionExtension
+
+    gridded = info.has_transform
     projection = ProjectionExtension.ext(item, add_if_missing=True)
-    # proj:code is an authority code or null; a CRS without one goes as WKT2 instead
     projection.code = _crs_code(info.crs) if gridded else None
     if gridded and projection.code is None:
         projection.wkt2 = info.crs.to_wkt(version=WktVersion.WKT2_2019)
-    projection.shape = [height, width]
+    projection.shape = list(shape)
     if gridded:
         projection.transform = list(transform)[:6]
         projection.bbox = list(bounds)
-    bands = [b - 1 for b in info.selected]
+
+
+def _band_metadata(info: RasterInfo, transform: rasterio.Affine) -> tuple[list[Any], list[Any]]:
+    """The eo and raster extensions' bands of the selected bands."""
+    from pystac.extensions.eo import Band
+    from pystac.extensions.raster import RasterBand
+
     eo_bands = []
     raster_bands = []
-    for index in bands:
+    for index in [b - 1 for b in info.selected]:
         tags = info.band_tags[index]
         eo_band = Band.create(name=info.descriptions[index] or f"band {index + 1}")
         if tags.get("COMMON_NAME"):
@@ -358,14 +392,7 @@ def write_stac_item(
                 spatial_resolution=abs(transform.a),
             )
         )
-    EOExtension.ext(asset, add_if_missing=True).bands = eo_bands
-    RasterExtension.ext(asset, add_if_missing=True).bands = raster_bands
-    item.set_self_href(str(path.resolve()))
-    item.make_asset_hrefs_relative()
-    tmp = path.with_name(f".{path.name}.geosr-tmp")
-    tmp.write_text(json.dumps(item.to_dict(include_self_link=False), indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return eo_bands, raster_bands
 
 
 def _crs_code(crs: CRS) -> str | None:

@@ -10,6 +10,7 @@
 - :mod:`~geosr.training.step`: one optimisation step and its divergence check;
 - :mod:`~geosr.training.records`: validation, ``metrics.csv``/``.png``, the best step;
 - :mod:`~geosr.training.state`: saved models' metadata and the resume state;
+- :mod:`~geosr.training.stage`: what the loop drives (the trainer's interface);
 - :mod:`~geosr.training.loop`: the loop of a run; :mod:`~geosr.training.trainer` assembles it.
 """
 

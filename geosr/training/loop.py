@@ -7,23 +7,21 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from geosr.data import PatchSample
 from geosr.training.config import CONFIG_FILE, to_toml
 from geosr.training.distributed import barrier
 from geosr.training.progress import StepProgress
-
-if TYPE_CHECKING:
-    from geosr.training.trainer import Trainer
+from geosr.training.stage import Stage
 
 log = logging.getLogger(__name__)
 
 
 class TrainingLoop:
-    """Runs a :class:`Trainer` from its current step to the end of the stage."""
+    """Runs a :class:`~geosr.training.stage.Stage` (a trainer) from its current step to the
+    end of the stage."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: Stage) -> None:
         self.trainer = trainer
         self.cfg = trainer.config
         self.main = trainer.dist.main

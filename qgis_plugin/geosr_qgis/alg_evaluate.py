@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
-from .algorithm import SCALES, GeosrAlgorithm, refuse_inputs_as_outputs, same_file, tr
+from .algorithm import GeosrAlgorithm, refuse_inputs_as_outputs, same_file, tr
 
 
 class EvaluateAlgorithm(GeosrAlgorithm):
@@ -48,19 +48,8 @@ class EvaluateAlgorithm(GeosrAlgorithm):
             "High-resolution rasters the model was not trained on (files GDAL reads), with "
             "the bands the model expects.",
         )
-        self.add_model_file(
-            self.MODEL,
-            "Model (.safetensors)",
-            "The geosr model to evaluate (.safetensors). Empty: the model bundled with geosr.",
-        )
-        self.add_choice(
-            self.SCALE,
-            "Scale factor",
-            SCALES,
-            "The scale factor (2, 4 or 8) the rasters are downsampled by before they are "
-            "restored. Empty: the model's own; a different value is refused.",
-        )
-        self.add_device(self.DEVICE, "the model")
+        # MODEL, SCALE, DEVICE: as geosr declares them
+        self.add_declared()
         self.add(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_HTML, tr("HTML report"), fileFilter=tr("HTML files (*.html)")
@@ -85,12 +74,7 @@ class EvaluateAlgorithm(GeosrAlgorithm):
         if same_file(html, report):
             raise QgsProcessingException(tr("The HTML report and the JSON file must differ."))
 
-        model = self.parameterAsFile(parameters, self.MODEL, context) or "default"
-        args = ["-m", "geosr", "evaluate", "--model", model]
-        scale = self.parameterAsEnumString(parameters, self.SCALE, context)
-        if scale:
-            args += ["--scale", scale]
-        args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
+        args = ["-m", "geosr", "evaluate", *self.declared_args(parameters, context)]
         args += sources
         args += ["--json", report, "--figure", figure, "--html", html]
         args += ["--progress", "jsonl", "--exit-on-stdin-eof"]

@@ -8,7 +8,7 @@ import tempfile
 
 from qgis.core import QgsProcessingException, QgsProcessingParameterFileDestination
 
-from .algorithm import SCALES, GeosrAlgorithm, tr
+from .algorithm import GeosrAlgorithm, tr
 from .environment import resolve_python
 from .runner import run_geosr
 
@@ -60,14 +60,8 @@ class TrainAlgorithm(GeosrAlgorithm):
             "model that processes each band alone and so accepts any band count.",
             minimum=1,
         )
-        self.add_choice(
-            self.SCALE,
-            "Scale factor",
-            SCALES,
-            "How many times smaller the output pixels are: 2, 4 or 8 (x2: 30 m to 15 m; "
-            "x4: 30 m to 7.5 m).",
-            default="4",
-        )
+        # SCALE, DEVICE: as geosr declares them
+        self.add_declared()
         self.add_choice(
             self.STAGE,
             "Stage",
@@ -89,7 +83,6 @@ class TrainAlgorithm(GeosrAlgorithm):
             "Start from this model's weights instead of random ones (for the 'gan' stage: "
             "the model from 'pretrain').",
         )
-        self.add_device(self.DEVICE, "training")
         self.add_number(
             self.BATCH_SIZE,
             "Batch size (patches per step)",
@@ -124,7 +117,6 @@ class TrainAlgorithm(GeosrAlgorithm):
 
         args = ["-m", "geosr.train", "--data", *sources]
         args += ["--stage", self.parameterAsEnumString(parameters, self.STAGE, context)]
-        args += ["--scale", self.parameterAsEnumString(parameters, self.SCALE, context)]
         args += ["--steps", str(self.parameterAsInt(parameters, self.STEPS, context))]
         args += self.integer_args(
             parameters,
@@ -134,7 +126,7 @@ class TrainAlgorithm(GeosrAlgorithm):
         init = self.parameterAsFile(parameters, self.INIT, context)
         if init:
             args += ["--init", init]
-        args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
+        args += self.declared_args(parameters, context)  # --scale, --device
 
         # Not self.run_command(): the interpreter is checked before the work folder is made.
         python = resolve_python()

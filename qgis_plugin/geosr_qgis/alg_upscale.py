@@ -10,12 +10,9 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputRasterLayer,
-    QgsProcessingParameterBand,
-    QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
 )
 
 from .algorithm import GeosrAlgorithm, is_unset, raster_path, refuse_inputs_as_outputs, tr
@@ -23,8 +20,6 @@ from .algorithm import GeosrAlgorithm, is_unset, raster_path, refuse_inputs_as_o
 GTIFF_EXTENSIONS = (".tif", ".tiff")
 ZARR_EXTENSION = ".zarr"
 ZARR_VARIABLE = "band_data"  # the array geosr writes in a Zarr store
-MASKS = ("auto", "clouds", "nodata", "none")
-GUIDED = ("auto", "none", "s2-guided", "landsat-pan")
 # "All files (*)" too: a STAC Item URL of an API (.../items/ID) has no extension, and QGIS
 # refuses a value its filter does not match
 PRODUCT_FILTER = "Satellite products (*.zip *.xml *.txt *.json);;All files (*)"
@@ -141,147 +136,8 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             "A satellite product as a folder: a Sentinel-2 .SAFE folder, or a Landsat folder "
             "holding its *_MTL.txt and band files. Leave empty to use the input raster.",
         )
-        self.add_model_file(
-            self.MODEL,
-            "Model (.safetensors)",
-            "A geosr model file (.safetensors), e.g. one made by 'Train super-resolution "
-            "model'. Leave empty to use the model bundled with geosr. The model fixes the "
-            "scale factor and, unless it is band-shared, the number of bands it accepts.",
-        )
-        self.add(
-            QgsProcessingParameterString(
-                self.BAND_NAMES, tr("Band names (e.g. B04,B03,B02,B08)"), optional=True
-            ),
-            "Bands to super-resolve by name, in this order, separated by commas: B04,B03,B02,B08 "
-            "for Sentinel-2, B4,B3,B2,B5 for Landsat; common names (red,nir) and band numbers "
-            "work too. Empty: a product's reflective bands, or all bands of a raster. Not "
-            "together with Bands.",
-        )
-        self.add_number(
-            self.RESOLUTION,
-            "Output pixel size (CRS units)",
-            "The output's pixel size in the units of the input's CRS (metres for UTM): the "
-            "finest band's pixel divided by the model's scale (what empty gives), or the finest "
-            "band's pixel itself (10 for Sentinel-2), which only brings a product's bands onto "
-            "one grid, with no super-resolution network. Other values are refused.",
-            minimum=0.0,  # inclusive: 0 itself is refused in resolution()
-            decimal=True,
-        )
-        self.add_number(
-            self.STRENGTH,
-            "Texture strength (0 to 1)",
-            "For a model with a strength dial, such as the bundled default (srgan): 0 gives "
-            "its fidelity model (smooth, closest to the measured pixels), 1 its GAN endpoint "
-            "(sharp, invented texture that still averages back to each input pixel). Empty: "
-            "the model's own default. Other models refuse a strength.",
-            minimum=0.0,
-            maximum=1.0,
-            decimal=True,
-        )
-        self.add(
-            QgsProcessingParameterBoolean(
-                self.TTA,
-                tr("Self-ensemble (8x slower, a little more accurate)"),
-                defaultValue=False,
-            ),
-            "Run the network on the eight flips and rotations of each tile and average them "
-            "(x8 self-ensemble): a little higher fidelity for eight times the network time.",
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterBoolean(
-                self.PRESERVE_SPECTRA,
-                tr("Keep the fidelity model's band ratios (2x slower)"),
-                defaultValue=False,
-            ),
-            "For a model with a strength dial, on a raster of several bands: each output "
-            "pixel keeps the band ratios (spectral angle) of strength 0 and the brightness, "
-            "hence the texture, of the chosen strength. Use it when spectra matter (indices, "
-            "classification); it runs the network twice. Other models refuse it.",
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterBoolean(
-                self.STRICT,
-                tr("Refuse inputs outside the model's training domain"),
-                defaultValue=False,
-            ),
-            "The model's card records what it was trained on (pixel sizes, data types, "
-            "values: DN or reflectance). An input outside that gets a warning in the log "
-            "(for example 'scene pixel 0.3 m; this model saw 5\u2013300 m inputs'); ticked, "
-            "the run stops with that message instead and writes nothing.",
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterBoolean(
-                self.UNCERTAINTY, tr("Also write the uncertainty"), defaultValue=False
-            ),
-            "Also write, beside the output (scene_x4.tif: scene_x4_uncertainty.tif), each "
-            "output pixel's expected absolute error in the band's units, and load it as a "
-            "layer: bright where the input holds detail the network had to estimate. It "
-            "needs no extra network pass.",
-        )
-        self.add_device(self.DEVICE, "the network", advanced=False)
-        self.add_number(
-            self.CHUNK_SIZE,
-            "Chunk size (input pixels)",
-            "Side of the square input windows processed one at a time, in input pixels. "
-            "Smaller uses less memory, larger is faster. Empty: geosr's default.",
-            minimum=16,
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterBand(
-                self.BANDS,
-                tr("Bands"),
-                parentLayerParameterName=self.INPUT,
-                optional=True,
-                allowMultiple=True,
-            ),
-            "Bands of the input raster to super-resolve, in this order. Empty: all bands. "
-            "Not used with stacked rasters (stack only the bands you want) or a product "
-            "(give Band names).",
-            advanced=True,
-        )
-        self.add_choice(
-            self.MASK,
-            "Masked pixels",
-            MASKS,
-            "Pixels kept away from the network and masked in the output: 'clouds' masks fill, "
-            "saturated, cloud, thin cirrus and cloud-shadow pixels of a product's quality band "
-            "(SCL, QA_PIXEL or BQA); 'nodata' only fill (the nodata value or mask); 'none' "
-            "nothing. 'auto' is 'clouds' for a product with a quality band, else 'nodata'.",
-            default="auto",
-            advanced=True,
-        )
-        self.add_choice(
-            self.GUIDED,
-            "Guided model for a product's coarser bands",
-            GUIDED,
-            "How a product's 20 m and 60 m (Sentinel-2) or 30 m (Landsat, with its 15 m pan "
-            "band) bands reach its finest grid before super-resolution: 'auto' uses the bundled "
-            "guided model of the sensor (s2-guided, landsat-pan), which sharpens them with the "
-            "product's sharper bands and keeps their radiometry; 'none' resamples them (cubic).",
-            default="auto",
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterBoolean(
-                self.COG, tr("Write a Cloud Optimized GeoTIFF"), defaultValue=False
-            ),
-            "Write the output as a Cloud Optimized GeoTIFF (tiled, with overviews). Not "
-            "with a Zarr output.",
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterBoolean(
-                self.STAC, tr("Write a STAC Item beside the output"), defaultValue=False
-            ),
-            "Also write a STAC Item (JSON) describing the output beside it, named after it "
-            "(scene_x4.tif: scene_x4.json): footprint, date, projection and the bands' names, "
-            "wavelengths and scale/offset.",
-            advanced=True,
-        )
+        # MODEL, BAND_NAMES, RESOLUTION, STRENGTH, TTA, ...: as geosr declares them
+        self.add_declared()
         self.add(
             QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Super-resolved raster")),
             "The GeoTIFF to write (.tif), or a Zarr store (a folder, .zarr). It must not be "
@@ -325,40 +181,12 @@ class UpscaleAlgorithm(GeosrAlgorithm):
                 ).format(name=os.path.basename(output))
             )
 
+        self.check_bands(parameters, context)
         # SOURCE OUTPUT (what every geosr release takes), or --stack F1 F2 ... -o OUTPUT; the
-        # options of products are passed only when set, so rasters still run on older releases
+        # declared options are passed only when set, so rasters still run on older releases
         output_args = ["-o", output] if input_args[0] == "--stack" else [output]
         args = ["-m", "geosr", "upscale", *input_args, *output_args]
-        model = self.parameterAsFile(parameters, self.MODEL, context)
-        if model:
-            args += ["--model", model]
-        if not is_unset(parameters.get(self.STRENGTH)):
-            strength = self.parameterAsDouble(parameters, self.STRENGTH, context)
-            args += ["--strength", f"{strength:g}"]
-        if self.parameterAsBoolean(parameters, self.TTA, context):
-            args.append("--tta")
-        if self.parameterAsBoolean(parameters, self.PRESERVE_SPECTRA, context):
-            args.append("--preserve-spectra")
-        if self.parameterAsBoolean(parameters, self.STRICT, context):
-            args.append("--strict")
-        if uncertainty:
-            args.append("--uncertainty")
-        args += self.integer_args(parameters, context, {self.CHUNK_SIZE: "--chunk-size"})
-        args += ["--device", self.parameterAsEnumString(parameters, self.DEVICE, context)]
-        args += self.band_args(parameters, context)
-        mask = self.parameterAsEnumString(parameters, self.MASK, context)
-        if mask and mask != "auto":
-            args += ["--mask", mask]
-        guided = self.parameterAsEnumString(parameters, self.GUIDED, context)
-        if guided and guided != "auto":
-            args += ["--guided", guided]
-        resolution = self.resolution(parameters, context)
-        if resolution is not None:
-            args += ["--resolution", repr(resolution)]
-        if cog:
-            args.append("--cog")
-        if stac:
-            args.append("--stac")
+        args += self.declared_args(parameters, context)
         args += ["--overwrite", "--progress", "jsonl", "--exit-on-stdin-eof"]
         self.run_command(args, feedback, outputs=outputs)
         if zarr:
@@ -432,35 +260,16 @@ class UpscaleAlgorithm(GeosrAlgorithm):
             source = os.path.abspath(source)
         return [source], [source]
 
-    def band_args(self, parameters, context) -> list[str]:
-        """``["--bands", ...]`` from Bands (numbers) or Band names; refuse both."""
-        numbers = self.parameterAsInts(parameters, self.BANDS, context)
-        names = self.parameterAsString(parameters, self.BAND_NAMES, context)
-        names = ",".join(part.strip() for part in names.split(",") if part.strip())
-        if numbers and names:
+    def check_bands(self, parameters, context) -> None:
+        """Refuse bands given both by number (Bands) and by name (Band names)."""
+        names = self.parameterAsString(parameters, self.BAND_NAMES, context).strip(" ,")
+        if names and self.parameterAsInts(parameters, self.BANDS, context):
             raise QgsProcessingException(
                 tr(
                     "Give bands either by number (Bands) or by name (Band names), not both: "
                     "empty one of them."
                 )
             )
-        if numbers:
-            return ["--bands", ",".join(str(band) for band in numbers)]
-        return ["--bands", names] if names else []
-
-    def resolution(self, parameters, context) -> float | None:
-        """The output pixel size, or None when empty; refuse 0 (QGIS's minimum is inclusive)."""
-        if is_unset(parameters.get(self.RESOLUTION)):
-            return None
-        value = self.parameterAsDouble(parameters, self.RESOLUTION, context)
-        if not value > 0:
-            raise QgsProcessingException(
-                tr(
-                    "The output pixel size must be greater than 0, not {value:g}: give one in "
-                    "CRS units (e.g. 10), or leave it empty for the model's scale."
-                ).format(value=value)
-            )
-        return value
 
 
 def skip_loading_zarr(context: QgsProcessingContext, store: str, feedback) -> None:

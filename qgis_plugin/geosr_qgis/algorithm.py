@@ -1,5 +1,6 @@
-"""What every geosr algorithm shares: group, icon, help, the parameters several of them declare,
-turning layers and outputs into file paths, and running geosr's interpreter."""
+"""What every geosr algorithm shares: group, icon, help, the parameters geosr declares (built from
+geosr's option declarations, :mod:`geosr_qgis.declarations`), turning layers and outputs into
+file paths, and running geosr's interpreter."""
 
 from __future__ import annotations
 
@@ -12,18 +13,22 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
     QgsProviderRegistry,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 from qgis.PyQt.QtGui import QIcon
 
+from .declarations import parameters_of
 from .environment import resolve_python
 from .runner import run_geosr
 
@@ -32,8 +37,6 @@ ICON_PATH = os.path.join(PLUGIN_DIR, "icon.svg")
 GROUP = "Super-resolution"
 GROUP_ID = "superresolution"
 HELP_URL = "https://github.com/geosr/geosr/tree/main/qgis_plugin#readme"
-SCALES = ("2", "4", "8")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def tr(text: str) -> str:
@@ -100,6 +103,57 @@ def raster_path(layer: QgsRasterLayer, what: str) -> str:
             )
         )
     return os.path.abspath(path)
+
+
+def declared_parameter(entry: dict) -> QgsProcessingParameterDefinition | None:
+    """The QGIS parameter of a declared option's QGIS entry (its help is added by
+    :meth:`GeosrAlgorithm.add`); None for a widget this plugin does not know."""
+    name, label, widget = entry["parameter"], tr(entry["label"]), entry["widget"]
+    default, optional = entry.get("default"), bool(entry.get("optional"))
+    if widget == "boolean":
+        return QgsProcessingParameterBoolean(name, label, defaultValue=bool(default))
+    if widget == "number":
+        kind = QgsProcessingParameterNumber.Double if entry.get("decimal") else None
+        parameter = QgsProcessingParameterNumber(
+            name,
+            label,
+            type=kind or QgsProcessingParameterNumber.Integer,
+            defaultValue=default,
+            optional=optional,
+        )
+        if entry.get("minimum") is not None:
+            parameter.setMinimum(entry["minimum"])
+        if entry.get("maximum") is not None:
+            parameter.setMaximum(entry["maximum"])
+        return parameter
+    if widget == "enum":
+        return QgsProcessingParameterEnum(
+            name,
+            label,
+            options=[str(choice) for choice in entry.get("choices") or ()],
+            defaultValue=default,
+            optional=optional,
+            usesStaticStrings=True,
+        )
+    if widget == "band":
+        return QgsProcessingParameterBand(
+            name,
+            label,
+            parentLayerParameterName=entry.get("parent") or "INPUT",
+            optional=True,
+            allowMultiple=True,
+        )
+    if widget == "text":
+        return QgsProcessingParameterString(name, label, defaultValue=default, optional=optional)
+    if widget == "file":
+        return QgsProcessingParameterFile(
+            name,
+            label,
+            behavior=QgsProcessingParameterFile.File,
+            extension=entry.get("extension") or "",
+            optional=optional,
+        )
+    return None
 
 
 class GeosrAlgorithm(QgsProcessingAlgorithm):
@@ -207,19 +261,6 @@ class GeosrAlgorithm(QgsProcessingAlgorithm):
             advanced=advanced,
         )
 
-    def add_device(self, name: str, subject: str, *, advanced: bool = True) -> None:
-        """The device choice every algorithm that runs a network offers; ``subject`` is what
-        runs there ("training")."""
-        self.add_choice(
-            name,
-            "Device",
-            DEVICES,
-            f"Where {subject} runs: 'auto' uses a CUDA GPU when geosr's PyTorch sees one and the "
-            "CPU otherwise; 'cpu' and 'cuda' force one (cuda fails if there is no GPU).",
-            default="auto",
-            advanced=advanced,
-        )
-
     def add_number(
         self,
         name: str,
@@ -248,6 +289,83 @@ class GeosrAlgorithm(QgsProcessingAlgorithm):
         if maximum is not None:
             parameter.setMaximum(maximum)
         self.add(parameter, help_text, advanced=advanced)
+
+    # ------------------------------------------------------------ geosr's declared options
+
+    def add_declared(self) -> None:
+        """Add the parameters geosr declares for this algorithm (``geosr options --json``,
+        :mod:`geosr_qgis.declarations`), in geosr's order; :meth:`declared_args` passes
+        their values to geosr."""
+        self.declared: list[dict] = []
+        for entry in parameters_of(self.NAME):
+            if self.parameterDefinition(entry["parameter"]) is not None:
+                continue  # one of the algorithm's own
+            parameter = declared_parameter(entry)
+            if parameter is None:
+                continue  # a widget of a newer geosr
+            self.add(parameter, entry["help"], advanced=bool(entry.get("advanced")))
+            self.declared.append(entry)
+
+    def declared_args(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """geosr's command-line arguments for the declared parameters that were given; one left
+        empty or at geosr's default is left out (so older geosr releases still run)."""
+        args: list[str] = []
+        given: dict[str, str] = {}
+        for entry in getattr(self, "declared", []):
+            flag = entry.get("flag")
+            value = self.declared_value(entry, parameters, context)
+            if value is None or not flag:
+                continue
+            if flag in given:
+                raise QgsProcessingException(
+                    tr("Give '{a}' or '{b}', not both: empty one of them.").format(
+                        a=given[flag], b=tr(entry["label"])
+                    )
+                )
+            given[flag] = tr(entry["label"])
+            args += [flag] if value is True else [flag, value]
+        return args
+
+    def declared_value(self, entry: dict, parameters: dict, context: QgsProcessingContext):
+        """The value of a declared parameter as geosr's command line takes it: True for a
+        ticked flag, a text, or None when it is not passed."""
+        name, widget = entry["parameter"], entry["widget"]
+        if widget == "boolean":
+            return True if self.parameterAsBoolean(parameters, name, context) else None
+        if widget == "band":
+            numbers = self.parameterAsInts(parameters, name, context)
+            return ",".join(str(number) for number in numbers) or None
+        if widget == "enum":
+            text = self.parameterAsEnumString(parameters, name, context)
+            return text if text and text != entry.get("skip") else None
+        if is_unset(parameters.get(name)):
+            return None
+        if widget == "number":
+            return self.declared_number(entry, parameters, context)
+        if widget == "file":
+            return self.parameterAsFile(parameters, name, context) or None
+        text = self.parameterAsString(parameters, name, context)
+        if entry.get("list"):
+            text = ",".join(part.strip() for part in text.split(",") if part.strip())
+        return text.strip() or None
+
+    def declared_number(self, entry: dict, parameters: dict, context: QgsProcessingContext):
+        """A declared number as text; refuse the minimum where geosr refuses it (QGIS's
+        minimum is inclusive)."""
+        name = entry["parameter"]
+        if entry.get("decimal"):
+            value = self.parameterAsDouble(parameters, name, context)
+        else:
+            value = self.parameterAsInt(parameters, name, context)
+        minimum = entry.get("minimum")
+        if entry.get("exclusive_minimum") and minimum is not None and not value > minimum:
+            raise QgsProcessingException(
+                tr(
+                    "'{label}' must be greater than {minimum:g}, not {value:g}: give a larger "
+                    "value, or leave it empty for geosr's default."
+                ).format(label=tr(entry["label"]), minimum=minimum, value=value)
+            )
+        return repr(float(value)) if entry.get("decimal") else str(int(value))
 
     # ------------------------------------------------------------ reading parameters
 

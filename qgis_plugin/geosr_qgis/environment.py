@@ -123,6 +123,12 @@ def _executable(path: str) -> str:
     return path
 
 
+def configured_executable() -> str:
+    """The absolute path of the configured interpreter, unchecked; ``""`` when none is set."""
+    value, _source = configured_python()
+    return os.path.abspath(os.path.expanduser(_executable(value))) if value else ""
+
+
 def resolve_python() -> str:
     """Return the absolute path of a Python interpreter that can ``import geosr``.
 

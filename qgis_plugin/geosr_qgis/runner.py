@@ -260,6 +260,34 @@ class GeosrRun:
         return f"the geosr process exited with status {returncode}"
 
 
+def relay(process: subprocess.Popen, lines: queue.Queue, open_pipes: int, run: GeosrRun) -> bool:
+    """Hand the child's lines to ``run`` until both pipes close (or, once the child exited,
+    :data:`PIPE_GRACE` seconds pass) or the user cancels; return whether they did (the child
+    is then killed)."""
+    exited_at = None
+    while True:
+        if run.feedback.isCanceled():
+            kill_process_tree(process)
+            return True
+        try:
+            name, line = lines.get(timeout=POLL_INTERVAL)
+        except queue.Empty:
+            if process.poll() is not None:
+                if open_pipes == 0:
+                    return False
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > PIPE_GRACE:
+                    kill_process_tree(process, grace=0.5)  # a worker holds the pipes
+                    return False
+            continue
+        if line is None:
+            open_pipes -= 1
+        elif name == "stdout":
+            run.handle_stdout(line)
+        else:
+            run.handle_stderr(line)
+
+
 def run_geosr(
     python: str,
     args: Sequence[str],
@@ -306,33 +334,10 @@ def run_geosr(
     ]
     for reader in readers:
         reader.start()
-    open_pipes = len(readers)
-    exited_at = None
     canceled = False
     relayed = False  # True once the loop ended normally (not through an exception)
     try:
-        while True:
-            if feedback.isCanceled():
-                canceled = True
-                kill_process_tree(process)
-                break
-            try:
-                name, line = lines.get(timeout=POLL_INTERVAL)
-            except queue.Empty:
-                if process.poll() is not None:
-                    if open_pipes == 0:
-                        break
-                    exited_at = exited_at or time.monotonic()
-                    if time.monotonic() - exited_at > PIPE_GRACE:
-                        kill_process_tree(process, grace=0.5)  # a worker holds the pipes
-                        break
-                continue
-            if line is None:
-                open_pipes -= 1
-            elif name == "stdout":
-                run.handle_stdout(line)
-            else:
-                run.handle_stderr(line)
+        canceled = relay(process, lines, len(readers), run)
         relayed = True
     finally:
         # Also reached on an exception from a feedback slot: never leave the child running.

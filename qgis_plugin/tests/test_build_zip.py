@@ -34,6 +34,8 @@ def test_zip_installs_and_loads(qgis_env, tmp_path):
             "runner.py",
             "setup_env.py",
             "alg_setup.py",
+            "declarations.py",
+            "options.json",
             "icon.svg",
         ):
             assert f"geosr_qgis/{required}" in names

@@ -235,7 +235,11 @@ def test_upscale_product_parameter_details(provider):
     assert guided.defaultValue() == "auto" and guided.usesStaticStrings()
     assert algorithm.parameterDefinition("STAC").defaultValue() is False
     assert algorithm.parameterDefinition("BAND_NAMES").defaultValue() is None
-    assert [o.name() for o in algorithm.outputDefinitions()] == ["OUTPUT", "STAC_ITEM"]
+    assert [o.name() for o in algorithm.outputDefinitions()] == [
+        "OUTPUT",
+        "STAC_ITEM",
+        "UNCERTAINTY_OUTPUT",
+    ]
     for kind in ("Sentinel-2 SAFE", "MTD_MSIL2A.xml", "_MTL.txt", "STAC Item"):
         assert kind in algorithm.shortHelpString().split("<h3>")[0], kind
 
