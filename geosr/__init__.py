@@ -46,17 +46,17 @@ _LAZY = {
     "bundled_models": "geosr.checkpoint",
     "load_model": "geosr.checkpoint",
     "load_guided": "geosr.checkpoint",
-    "evaluate_guided": "geosr.evaluate_guided",
+    "evaluate_guided": "geosr.evaluation",
     "read_meta": "geosr.checkpoint",
     "save_model": "geosr.checkpoint",
     "build_discriminator": "geosr.models",
-    "BandStats": "geosr.pipeline",
-    "write": "geosr.pipeline",
-    "evaluate": "geosr.evaluate",
-    "open_dataarray": "geosr.pipeline",
-    "upscale": "geosr.pipeline",
-    "upscale_dataarray": "geosr.pipeline",
-    "uncertainty_path": "geosr.pipeline",
+    "BandStats": "geosr.engine",
+    "write": "geosr.engine",
+    "evaluate": "geosr.evaluation",
+    "open_dataarray": "geosr.engine",
+    "upscale": "geosr.engine",
+    "upscale_dataarray": "geosr.engine",
+    "uncertainty_path": "geosr.engine",
     "write_zarr": "geosr.zarr_store",
 }
 
@@ -71,11 +71,7 @@ if TYPE_CHECKING:
         read_meta,
         save_model,
     )
-    from geosr.evaluate import evaluate
-    from geosr.evaluate_guided import evaluate_guided
-    from geosr.models import build_discriminator
-    from geosr.options import OPTIONS, check_options
-    from geosr.pipeline import (
+    from geosr.engine import (
         BandStats,
         open_dataarray,
         uncertainty_path,
@@ -83,6 +79,9 @@ if TYPE_CHECKING:
         upscale_dataarray,
         write,
     )
+    from geosr.evaluation import evaluate, evaluate_guided
+    from geosr.models import build_discriminator
+    from geosr.options import OPTIONS, check_options
     from geosr.zarr_store import write_zarr
 
 

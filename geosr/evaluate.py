@@ -5,6 +5,7 @@ tests use."""
 
 from __future__ import annotations
 
+from geosr._callable_module import make_callable
 from geosr.evaluation.baselines import (
     BASELINES,
     MODEL_METHOD,
@@ -64,3 +65,6 @@ __all__ = [
     "evaluate",
     "model_variants",
 ]
+
+# geosr.evaluate is called as the function even once this module is imported
+make_callable(__name__, evaluate)

@@ -3,6 +3,7 @@ names imported from ``geosr.evaluate_guided``."""
 
 from __future__ import annotations
 
+from geosr._callable_module import make_callable
 from geosr.evaluation.guided import (
     METHODS,
     GuidedReport,
@@ -20,3 +21,6 @@ __all__ = [
     "gdal_pansharpen",
     "injection",
 ]
+
+# geosr.evaluate_guided is called as the function even once this module is imported
+make_callable(__name__, evaluate_guided)

@@ -12,6 +12,8 @@ TYPE_CHECKING:`` alike (a cycle of annotations is still two modules that need ea
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,3 +193,24 @@ def test_the_checks_see_what_they_check() -> None:
     assert not _in("geosr.rasterize", ENGINE) and not _in("geosr.trainers", TRAINING)
     assert _in("geosr.evaluate_guided", EVALUATION) and _in("geosr.training.loop", TRAINING)
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_functions_named_like_their_modules_stay_callable() -> None:
+    """``geosr.evaluate(...)`` works whether or not ``geosr.evaluate`` (the module) was
+    imported first: importing it rebinds the package attribute to the module."""
+    code = (
+        "import inspect, geosr, geosr.evaluate, geosr.evaluate_guided\n"
+        "from geosr.evaluation import evaluate, evaluate_guided\n"
+        "for name, function in (('evaluate', evaluate), ('evaluate_guided', evaluate_guided)):\n"
+        "    attribute = getattr(geosr, name)\n"
+        "    assert callable(attribute), name\n"
+        "    assert inspect.signature(attribute) == inspect.signature(function), name\n"
+        "try:\n"
+        "    geosr.evaluate([])\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # called as the function: refused for its empty list of scenes, not "not callable"
+    assert "not callable" not in result.stdout and result.stdout.strip(), result.stdout
