@@ -1,7 +1,7 @@
 """``.geosr`` accessors for xarray: ``da.geosr.upscale(...)``, ``ds.geosr.upscale(...)``.
 
 Registered when ``geosr`` is imported. They hold no logic: each is a call into
-:mod:`geosr.pipeline`, lazily, so nothing is computed until asked. Their keyword options are
+:mod:`geosr.engine`, lazily, so nothing is computed until asked. Their keyword options are
 the engine's, declared in :mod:`geosr.options` and checked against those declarations before
 anything is built.
 """
@@ -41,14 +41,14 @@ class GeosrDataArrayAccessor:
         """:func:`geosr.upscale_dataarray` on this array; see it for the options
         (``geosr options`` lists them)."""
         check_options("upscale_dataarray", options)
-        from geosr.pipeline import upscale_dataarray
+        from geosr.engine import upscale_dataarray
 
         return upscale_dataarray(self._obj, model, **options)
 
     def to_raster(self, path: str | os.PathLike[str], **options: Any) -> Path:
         """:func:`geosr.write` this array to a GeoTIFF, or to a Zarr store for a ``.zarr``
         path (threads or a dask.distributed cluster)."""
-        from geosr.pipeline import write
+        from geosr.engine import write
 
         return write(self._obj, path, **options)
 
@@ -84,8 +84,8 @@ class GeosrDatasetAccessor:
         a Dataset of the same variables on the finer grid; other variables are dropped. The
         options are :func:`geosr.upscale_dataarray`'s."""
         check_options("upscale_dataarray", options)
+        from geosr.engine import upscale_dataarray
         from geosr.errors import InputError
-        from geosr.pipeline import upscale_dataarray
         from geosr.zarr_store import grid_transform
 
         names = list(variables) if variables is not None else self.band_variables()

@@ -97,8 +97,8 @@ def load_scene(
 
 def _statistics(band: np.ndarray, nodata: float | None) -> tuple[float, float]:
     """(offset, scale) of one band as inference computes them (a decimated read's robust
-    percentiles, :func:`geosr.pipeline.scene_statistics`)."""
-    from geosr.pipeline import scene_statistics
+    percentiles, :func:`geosr.engine.stats.scene_statistics`)."""
+    from geosr.engine.stats import scene_statistics
     from geosr.raster import decimated_shape
 
     rows, cols = decimated_shape(*band.shape, DEFAULT_STATS_PIXELS)

@@ -63,7 +63,7 @@ def flagged_ranks(flag: bool, d: Dist, device: torch.device) -> list[int]:
 
 def pick_device(name: str, d: Dist) -> torch.device:
     """``auto``, ``cpu`` or ``cuda``; under torchrun each process takes GPU ``LOCAL_RANK``."""
-    from geosr.pipeline import resolve_device
+    from geosr.engine.devices import resolve_device
 
     device = resolve_device(name)
     if device.type == "cuda" and d.world > 1:
