@@ -35,14 +35,11 @@ def most_textured(image: np.ndarray, size: int, step: int = 16) -> tuple[int, in
 
 
 def before_after(out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import rasterio
 
     import geosr
     from geosr.demo import SAMPLE
+    from geosr.figures import new_figure, save_png, side_by_side
     from geosr.metrics import bicubic_upsample
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,15 +57,8 @@ def before_after(out: Path) -> Path:
             rgb, y0 * scale : (y0 + CROP) * scale, x0 * scale : (x0 + CROP) * scale
         ],
     }
-    low, high = np.percentile(lr_crop, [1, 99])
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.8))
-    for ax, (title, image) in zip(axes, panels.items(), strict=True):
-        ax.imshow(
-            np.clip((image - low) / max(high - low, 1e-9), 0, 1).transpose(1, 2, 0),
-            interpolation="nearest",
-        )
-        ax.set_title(title)
-        ax.axis("off")
+    fig = new_figure(9, 4.8)
+    side_by_side(fig, panels, lr_crop)
     fig.suptitle(
         f"The bundled NAIP sample, 5 m to 1.25 m: a {CROP} x {CROP}-pixel crop "
         "(USDA FSA, public domain)",
@@ -76,8 +66,7 @@ def before_after(out: Path) -> Path:
     )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, out, dpi=80)
     return out
 
 

@@ -65,7 +65,7 @@ def run_demo(
 
 
 def _side_by_side(lr: np.ndarray, sr: np.ndarray, scale: int, path: Path) -> None:
-    from geosr.figures import new_figure, save_png
+    from geosr.figures import new_figure, save_png, side_by_side
     from geosr.metrics import bicubic_upsample
 
     crop = 64  # input pixels shown
@@ -77,16 +77,8 @@ def _side_by_side(lr: np.ndarray, sr: np.ndarray, scale: int, path: Path) -> Non
         "bicubic": bicubic_upsample(lr_crop, scale),
         "geosr": sr[rgb, y0 * scale : (y0 + crop) * scale, x0 * scale : (x0 + crop) * scale],
     }
-    low, high = np.percentile(lr_crop, 1), np.percentile(lr_crop, 99)
     fig = new_figure(12, 4.3)
-    axes = fig.subplots(1, 3)
-    for ax, (title, image) in zip(axes, panels.items(), strict=True):
-        ax.imshow(
-            np.clip((image - low) / max(high - low, 1e-9), 0, 1).transpose(1, 2, 0),
-            interpolation="nearest",
-        )
-        ax.set_title(title)
-        ax.axis("off")
+    side_by_side(fig, panels, lr_crop)
     fig.suptitle(f"NAIP sample, x{scale} (USDA FSA, public domain)")
     fig.tight_layout()
     save_png(fig, path, dpi=100)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,3 +44,17 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def save_png(figure: Figure, path: Path, dpi: float) -> None:
     write_atomic(path, png_bytes(figure, dpi))
+
+
+def side_by_side(figure: Figure, panels: Mapping[str, np.ndarray], stretch: np.ndarray) -> None:
+    """Draw ``panels`` (title: (3, H, W) RGB) in one row of ``figure``, each stretched by the
+    1st-99th percentiles of ``stretch`` (the input), so they compare on one scale."""
+    low, high = np.percentile(stretch, [1, 99])
+    axes = figure.subplots(1, len(panels))
+    for ax, (title, image) in zip(axes, panels.items(), strict=True):
+        ax.imshow(
+            np.clip((image - low) / max(high - low, 1e-9), 0, 1).transpose(1, 2, 0),
+            interpolation="nearest",
+        )
+        ax.set_title(title)
+        ax.axis("off")
