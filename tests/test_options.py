@@ -274,6 +274,11 @@ def test_check_options_accepts_what_the_engine_accepts() -> None:
     checked = options.check_options("upscale", good)
     assert "stats" not in checked and checked["tta"] is True and checked["chunk_size"] == 256
     assert options.check_options("evaluate", strengths=[0, "0.5", 1])["strengths"] == [0, 0.5, 1]
+    # what the engine took before the declarations: 0/1 for a flag, a whole float for a scale
+    legacy = options.check_options("upscale", tta=1, uncertainty=0, scale=4.0)
+    assert legacy == {"tta": True, "uncertainty": False, "scale": 4}
+    with pytest.raises(ConfigError, match="scale must be a whole number, got 4.5"):
+        options.validate("scale", 4.5)
     for name, value, message in (
         ("tta", "yes", "tta must be True or False, got 'yes'"),
         ("resolution", 0, "resolution must be a positive number, got 0"),
